@@ -1,0 +1,44 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+let package = Package(
+    name: "disttrain",
+    products: [
+        .executable(name: "disttrain", targets: ["DistTrainCLI"]),
+        .library(name: "DistTrain", targets: ["DistTrain"]),
+        .library(name: "Models", targets: ["Models"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C modules over system libraries. No unsafeFlags: pkg-config supplies the paths.
+        .systemLibrary(name: "MPIShim", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+
+        // The math: layers, activations, losses, the VAE family. No MPI here.
+        .target(name: "Models", dependencies: ["COpenBLAS"]),
+
+        // Distribution, data, optimizer, trainer, checkpoints, images, config.
+        .target(name: "DistTrain", dependencies: [
+            "Models", "MPIShim", "CZlib",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // The thin `disttrain` command line.
+        .executableTarget(name: "DistTrainCLI", dependencies: [
+            "DistTrain", "Models",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "ModelsTests", dependencies: ["Models"]),
+        .testTarget(name: "DistTrainTests", dependencies: ["DistTrain", "Models"],
+                    resources: []),
+    ]
+)

@@ -1,0 +1,90 @@
+import COpenBLAS
+
+/// A fully connected layer in PyTorch's nn.Linear convention: y = x W^T + b with
+/// W stored [out, in] row-major and b [out], both inside the flat parameter buffer.
+///
+/// All products go through cblas_sgemm on the flat buffers; transposes are sgemm flags,
+/// never copies.
+public struct Linear: Sendable {
+    public let inFeatures: Int
+    public let outFeatures: Int
+    /// Offsets of W and b in the parameter (and, identically, the gradient) buffer.
+    public let weightOffset: Int
+    public let biasOffset: Int
+
+    public init(inFeatures: Int, outFeatures: Int, layout: inout ParameterLayout) {
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        weightOffset = layout.reserve(inFeatures * outFeatures)
+        biasOffset = layout.reserve(outFeatures)
+    }
+
+    /// Exports the layer under `name.weight` and `name.bias`.
+    public func export(as name: String, to layout: inout ParameterLayout) {
+        layout.export(name + ".weight", shape: [outFeatures, inFeatures], offset: weightOffset)
+        layout.export(name + ".bias", shape: [outFeatures], offset: biasOffset)
+    }
+
+    /// PyTorch's default initialization: W and b uniform in +-1/sqrt(in)
+    /// (kaiming_uniform with a = sqrt(5) reduces to exactly this bound).
+    public func initialize(_ params: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
+        let bound = 1 / Float(inFeatures).squareRoot()
+        for i in 0..<(inFeatures * outFeatures) { params[weightOffset + i] = rng.uniform(-bound, bound) }
+        for i in 0..<outFeatures { params[biasOffset + i] = rng.uniform(-bound, bound) }
+    }
+
+    /// y[rows, out] = x[rows, in] W^T, without the bias (the caller fuses bias and activation).
+    @inline(__always)
+    public func forwardNoBias(_ params: UnsafePointer<Float>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                    Int32(rows), Int32(outFeatures), Int32(inFeatures),
+                    1, x, Int32(inFeatures), params + weightOffset, Int32(inFeatures),
+                    0, y, Int32(outFeatures))
+    }
+
+    /// y = x W^T + b (no activation), for output layers and heads.
+    @inline(__always)
+    public func forward(_ params: UnsafePointer<Float>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int) {
+        forwardNoBias(params, x: x, y: y, rows: rows)
+        let b = params + biasOffset
+        for r in 0..<rows {
+            let row = y + r * outFeatures
+            for j in 0..<outFeatures { row[j] += b[j] }
+        }
+    }
+
+    /// Given dy = dL/dy [rows, out], writes dW and db into `grads` (adding to what is there when
+    /// `accumulate`, for gradient accumulation) and, when `dx` is given, dx = dy W [rows, in].
+    @inline(__always)
+    public func backward(_ params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
+                         x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
+                         rows: Int, accumulate: Bool) {
+        // dW[out, in] (+)= dy^T x
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                    Int32(outFeatures), Int32(inFeatures), Int32(rows),
+                    1, dy, Int32(outFeatures), x, Int32(inFeatures),
+                    accumulate ? 1 : 0, grads + weightOffset, Int32(inFeatures))
+        // db (+)= column sums of dy; row by row so the inner loop vectorizes.
+        let db = grads + biasOffset
+        if !accumulate { db.update(repeating: 0, count: outFeatures) }
+        for r in 0..<rows {
+            let row = dy + r * outFeatures
+            for j in 0..<outFeatures { db[j] += row[j] }
+        }
+        if let dx {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                        Int32(rows), Int32(inFeatures), Int32(outFeatures),
+                        1, dy, Int32(outFeatures), params + weightOffset, Int32(inFeatures),
+                        0, dx, Int32(inFeatures))
+        }
+    }
+
+    /// Multiply-adds of one forward pass per row (backward costs twice this).
+    public var flopsPerRow: Int { 2 * inFeatures * outFeatures }
+}
+
+/// The number of threads OpenBLAS uses in this process.
+public enum BLASThreads {
+    public static func set(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+    public static var current: Int { Int(openblas_get_num_threads()) }
+}

@@ -1,0 +1,239 @@
+/// A multilayer-perceptron VAE (conditional or not) over flat parameter and gradient buffers.
+///
+/// encoder: [x | y] -> (Linear -> act)* -> heads Linear -> [mean | logvar]
+/// latent:  z = mean + exp(logvar / 2) * eps
+/// decoder: [z | y] -> (Linear -> act)* -> Linear -> logits (sigmoid gives pixel probabilities)
+/// loss per sample: BCE(x, sigmoid(logits)) summed over pixels + beta * KL(q(z|x, y) || N(0, I)).
+///
+/// The model owns no parameters: callers pass the flat buffers, so the same code runs the
+/// trainer, evaluation and the gradient checks.
+public final class VAE: Sendable {
+    public let architecture: VAEArchitecture
+    public let layout: ParameterLayout
+    public let encoder: [Linear]
+    /// Mean and log-variance heads fused: rows 0..<latent are the mean, the rest the log-variance.
+    public let heads: Linear
+    public let decoder: [Linear]
+    public let output: Linear
+
+    public init(_ arch: VAEArchitecture) {
+        architecture = arch
+        var layout = ParameterLayout()
+        var width = arch.encoderInputWidth
+        var enc: [Linear] = []
+        for h in arch.encoderHidden {
+            enc.append(Linear(inFeatures: width, outFeatures: h, layout: &layout))
+            width = h
+        }
+        heads = Linear(inFeatures: width, outFeatures: 2 * arch.latent, layout: &layout)
+        width = arch.decoderInputWidth
+        var dec: [Linear] = []
+        for h in arch.decoderHidden {
+            dec.append(Linear(inFeatures: width, outFeatures: h, layout: &layout))
+            width = h
+        }
+        output = Linear(inFeatures: width, outFeatures: arch.inputDim, layout: &layout)
+        encoder = enc
+        decoder = dec
+
+        for (i, l) in enc.enumerated() { l.export(as: "encoder.layers.\(i)", to: &layout) }
+        let hidden = heads.inFeatures, latent = arch.latent
+        layout.export("encoder.mean.weight", shape: [latent, hidden], offset: heads.weightOffset)
+        layout.export("encoder.mean.bias", shape: [latent], offset: heads.biasOffset)
+        layout.export("encoder.logvar.weight", shape: [latent, hidden], offset: heads.weightOffset + latent * hidden)
+        layout.export("encoder.logvar.bias", shape: [latent], offset: heads.biasOffset + latent)
+        for (i, l) in dec.enumerated() { l.export(as: "decoder.layers.\(i)", to: &layout) }
+        output.export(as: "decoder.out", to: &layout)
+        self.layout = layout
+    }
+
+    /// Floats in the flat parameter buffer (including alignment padding, which stays zero).
+    public var parameterCount: Int { layout.totalCount }
+
+    /// Trainable parameters, excluding padding.
+    public var trainableCount: Int { layout.exported.reduce(0) { $0 + $1.count } }
+
+    /// Floating-point operations of one training step per sample (forward, plus backward at
+    /// twice the forward cost, minus the first layer's unused input gradient).
+    public var trainingFlopsPerSample: Int {
+        let all = encoder + [heads] + decoder + [output]
+        let forward = all.reduce(0) { $0 + $1.flopsPerRow }
+        return 3 * forward - (encoder.first ?? heads).flopsPerRow
+    }
+
+    /// Same init as PyTorch's nn.Linear defaults, drawn from `seed` layer by layer.
+    public func initialize(_ params: UnsafeMutablePointer<Float>, seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        for l in encoder + [heads] + decoder + [output] { l.initialize(params, rng: &rng) }
+    }
+
+    // MARK: Forward pieces
+
+    /// encoder input -> ws.heads ([mean | logvar] per row).
+    public func encode(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int) {
+        var x = UnsafePointer(ws.encoderInput.base)
+        for (i, layer) in encoder.enumerated() {
+            let y = ws.encoderHidden[i].base
+            layer.forwardNoBias(p, x: x, y: y, rows: rows)
+            architecture.activation.biasForward(y, bias: p + layer.biasOffset, rows: rows, width: layer.outFeatures)
+            x = UnsafePointer(y)
+        }
+        heads.forward(p, x: x, y: ws.heads.base, rows: rows)
+    }
+
+    /// z = mean + std * eps into the decoder input's first `latent` columns; returns the KL sum.
+    public func sampleLatent(_ ws: VAEWorkspace, rows: Int) -> Double {
+        GaussianLatent.sample(heads: ws.heads.base, eps: ws.eps.base, z: ws.decoderInput.base,
+                              zStride: architecture.decoderInputWidth, rows: rows, latent: architecture.latent,
+                              rowKL: ws.rowKL.base)
+    }
+
+    /// decoder input -> ws.logits.
+    public func decode(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int) {
+        var x = UnsafePointer(ws.decoderInput.base)
+        for (i, layer) in decoder.enumerated() {
+            let y = ws.decoderHidden[i].base
+            layer.forwardNoBias(p, x: x, y: y, rows: rows)
+            architecture.activation.biasForward(y, bias: p + layer.biasOffset, rows: rows, width: layer.outFeatures)
+            x = UnsafePointer(y)
+        }
+        output.forward(p, x: x, y: ws.logits.base, rows: rows)
+    }
+
+    // MARK: Loss
+
+    /// Forward pass and loss of `rows` samples (no gradients). The caller fills the encoder
+    /// input, the decoder input's label columns and `eps`. Per-row terms land in ws.rowBCE / ws.rowKL.
+    public func loss(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int) -> BatchLoss {
+        encode(p, ws, rows: rows)
+        let kl = sampleLatent(ws, rows: rows)
+        decode(p, ws, rows: rows)
+        let bce = BinaryCrossEntropy.evaluate(logits: ws.logits.base, targets: ws.encoderInput.base,
+                                              targetStride: architecture.encoderInputWidth, rows: rows,
+                                              width: architecture.inputDim, gradientScale: nil, rowLoss: ws.rowBCE.base)
+        return BatchLoss(bce: bce, kl: kl, rows: rows)
+    }
+
+    /// Loss and gradient of `rows` samples. Gradients are of `scale * sum over rows of
+    /// (bce + beta * kl)`: with scale = 1 / global batch, summing every rank's gradient gives
+    /// the gradient of the global batch mean. `accumulate` adds to `grads` instead of overwriting.
+    public func lossAndGradient(_ p: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ ws: VAEWorkspace,
+                                rows: Int, scale: Float, beta: Float, accumulate: Bool) -> BatchLoss {
+        let arch = architecture
+        encode(p, ws, rows: rows)
+        let kl = sampleLatent(ws, rows: rows)
+        decode(p, ws, rows: rows)
+        // ws.logits becomes dL/dlogits here.
+        let bce = BinaryCrossEntropy.evaluate(logits: ws.logits.base, targets: ws.encoderInput.base,
+                                              targetStride: arch.encoderInputWidth, rows: rows,
+                                              width: arch.inputDim, gradientScale: scale, rowLoss: ws.rowBCE.base)
+
+        // Decoder, top down. dy and dx alternate between the two scratch buffers.
+        var dy = ws.logits.base
+        var spare = ws.scratchA.base, other = ws.scratchB.base
+        let decoderLayers = [output] + decoder.reversed()
+        for (k, layer) in decoderLayers.enumerated() {
+            let index = decoder.count - k          // hidden index feeding this layer's input
+            let isFirst = index == 0
+            let x: UnsafePointer<Float> = isFirst ? UnsafePointer(ws.decoderInput.base) : UnsafePointer(ws.decoderHidden[index - 1].base)
+            let dx = isFirst ? ws.dDecoderInput.base : spare
+            if k > 0 {
+                arch.activation.backward(dy, outputs: ws.decoderHidden[index].base, count: rows * layer.outFeatures)
+            }
+            layer.backward(p, grads: g, x: x, dy: dy, dx: dx, rows: rows, accumulate: accumulate)
+            if !isFirst { dy = dx; swap(&spare, &other) }
+        }
+
+        GaussianLatent.backward(heads: ws.heads.base, eps: ws.eps.base, dz: ws.dDecoderInput.base,
+                                dzStride: arch.decoderInputWidth, dHeads: ws.dHeads.base, rows: rows,
+                                latent: arch.latent, klScale: beta * scale)
+
+        // Encoder, top down; the first layer's input gradient is never needed.
+        dy = ws.dHeads.base
+        let encoderLayers = [heads] + encoder.reversed()
+        for (k, layer) in encoderLayers.enumerated() {
+            let index = encoder.count - k
+            let isFirst = index == 0
+            let x: UnsafePointer<Float> = isFirst ? UnsafePointer(ws.encoderInput.base) : UnsafePointer(ws.encoderHidden[index - 1].base)
+            if k > 0 {
+                arch.activation.backward(dy, outputs: ws.encoderHidden[index].base, count: rows * layer.outFeatures)
+            }
+            let dx: UnsafeMutablePointer<Float>? = isFirst ? nil : spare
+            layer.backward(p, grads: g, x: x, dy: dy, dx: dx, rows: rows, accumulate: accumulate)
+            if let dx { dy = dx; swap(&spare, &other) }
+        }
+        return BatchLoss(bce: bce, kl: kl, rows: rows)
+    }
+}
+
+/// Preallocated activations and scratch for up to `capacity` rows: a step allocates nothing.
+public final class VAEWorkspace {
+    public let capacity: Int
+    /// [capacity, encoderInputWidth]: pixels in [0, 1], then the one-hot label if conditioned.
+    public let encoderInput: FloatBuffer
+    /// [capacity, decoderInputWidth]: z (written by the model), then the one-hot label if conditioned.
+    public let decoderInput: FloatBuffer
+    /// [capacity, latent]: reparameterization noise, filled by the caller.
+    public let eps: FloatBuffer
+    /// [capacity, 2 * latent]: mean | logvar.
+    public let heads: FloatBuffer
+    /// [capacity, inputDim]: decoder logits; after a training step, their gradient.
+    public let logits: FloatBuffer
+    /// Per-row BCE and KL of the last pass.
+    public let rowBCE: FloatBuffer
+    public let rowKL: FloatBuffer
+    /// Sample ids of the rows (dataset indices), used to key the noise.
+    public let ids: UnsafeMutablePointer<Int32>
+    /// Labels of the rows.
+    public let labels: UnsafeMutablePointer<Int32>
+
+    let encoderHidden: [FloatBuffer]
+    let decoderHidden: [FloatBuffer]
+    let scratchA: FloatBuffer
+    let scratchB: FloatBuffer
+    let dDecoderInput: FloatBuffer
+    let dHeads: FloatBuffer
+
+    public init(architecture a: VAEArchitecture, capacity: Int) {
+        self.capacity = capacity
+        encoderInput = FloatBuffer(count: capacity * a.encoderInputWidth)
+        decoderInput = FloatBuffer(count: capacity * a.decoderInputWidth)
+        eps = FloatBuffer(count: capacity * a.latent)
+        heads = FloatBuffer(count: capacity * 2 * a.latent)
+        logits = FloatBuffer(count: capacity * a.inputDim)
+        rowBCE = FloatBuffer(count: capacity)
+        rowKL = FloatBuffer(count: capacity)
+        encoderHidden = a.encoderHidden.map { FloatBuffer(count: capacity * $0) }
+        decoderHidden = a.decoderHidden.map { FloatBuffer(count: capacity * $0) }
+        let widest = (a.encoderHidden + a.decoderHidden + [1]).max()!
+        scratchA = FloatBuffer(count: capacity * widest)
+        scratchB = FloatBuffer(count: capacity * widest)
+        dDecoderInput = FloatBuffer(count: capacity * a.decoderInputWidth)
+        dHeads = FloatBuffer(count: capacity * 2 * a.latent)
+        ids = .allocate(capacity: max(capacity, 1))
+        ids.initialize(repeating: 0, count: max(capacity, 1))
+        labels = .allocate(capacity: max(capacity, 1))
+        labels.initialize(repeating: 0, count: max(capacity, 1))
+    }
+
+    deinit {
+        ids.deallocate()
+        labels.deallocate()
+    }
+
+    /// Writes the one-hot label columns of row `row` into the encoder and/or decoder inputs.
+    @inline(__always)
+    public func setLabel(row: Int, label: Int, architecture a: VAEArchitecture) {
+        labels[row] = Int32(label)
+        if a.conditionsEncoder {
+            let base = encoderInput.base + row * a.encoderInputWidth + a.inputDim
+            base.update(repeating: 0, count: a.classes)
+            base[label] = 1
+        }
+        if a.conditionsDecoder {
+            let base = decoderInput.base + row * a.decoderInputWidth + a.latent
+            base.update(repeating: 0, count: a.classes)
+            base[label] = 1
+        }
+    }
+}
