@@ -15,6 +15,9 @@ public final class VAE: Sendable {
     public let heads: Linear
     public let decoder: [Linear]
     public let output: Linear
+    /// Layers in backward order, built once so the step loop allocates nothing.
+    let decoderBackward: [Linear]
+    let encoderBackward: [Linear]
 
     public init(_ arch: VAEArchitecture) {
         architecture = arch
@@ -35,6 +38,8 @@ public final class VAE: Sendable {
         output = Linear(inFeatures: width, outFeatures: arch.inputDim, layout: &layout)
         encoder = enc
         decoder = dec
+        decoderBackward = [output] + dec.reversed()
+        encoderBackward = [heads] + enc.reversed()
 
         for (i, l) in enc.enumerated() { l.export(as: "encoder.layers.\(i)", to: &layout) }
         let hidden = heads.inFeatures, latent = arch.latent
@@ -131,8 +136,7 @@ public final class VAE: Sendable {
         // Decoder, top down. dy and dx alternate between the two scratch buffers.
         var dy = ws.logits.base
         var spare = ws.scratchA.base, other = ws.scratchB.base
-        let decoderLayers = [output] + decoder.reversed()
-        for (k, layer) in decoderLayers.enumerated() {
+        for (k, layer) in decoderBackward.enumerated() {
             let index = decoder.count - k          // hidden index feeding this layer's input
             let isFirst = index == 0
             let x: UnsafePointer<Float> = isFirst ? UnsafePointer(ws.decoderInput.base) : UnsafePointer(ws.decoderHidden[index - 1].base)
@@ -150,8 +154,7 @@ public final class VAE: Sendable {
 
         // Encoder, top down; the first layer's input gradient is never needed.
         dy = ws.dHeads.base
-        let encoderLayers = [heads] + encoder.reversed()
-        for (k, layer) in encoderLayers.enumerated() {
+        for (k, layer) in encoderBackward.enumerated() {
             let index = encoder.count - k
             let isFirst = index == 0
             let x: UnsafePointer<Float> = isFirst ? UnsafePointer(ws.encoderInput.base) : UnsafePointer(ws.encoderHidden[index - 1].base)

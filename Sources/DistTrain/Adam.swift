@@ -1,0 +1,49 @@
+import Models
+
+/// Adam (Kingma & Ba) with PyTorch's update rule, as one loop over the flat buffers.
+///
+/// State is two FloatBuffers (first and second moments) and the step count: exactly what a
+/// checkpoint saves, so a resumed run continues bitwise.
+public final class Adam {
+    public var lr: Float
+    public let beta1: Float
+    public let beta2: Float
+    public let eps: Float
+    public let m: FloatBuffer
+    public let v: FloatBuffer
+    /// Number of updates taken so far.
+    public var step = 0
+
+    public init(count: Int, lr: Float, beta1: Float, beta2: Float, eps: Float) {
+        self.lr = lr
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        m = FloatBuffer(count: count)
+        v = FloatBuffer(count: count)
+    }
+
+    /// One update of `params` from `grads` (both `count` floats).
+    public func update(_ params: UnsafeMutablePointer<Float>, _ grads: UnsafePointer<Float>, count: Int) {
+        step += 1
+        // Bias corrections in float64, as PyTorch computes them, then rounded once.
+        let c1 = 1 - pow(Double(beta1), Double(step))
+        let c2 = 1 - pow(Double(beta2), Double(step))
+        let stepSize = Float(Double(lr) / c1)
+        let rootC2 = Float(c2.squareRoot())
+        let b1 = beta1, b2 = beta2, e = eps
+        let mp = m.base, vp = v.base
+        for i in 0..<count {
+            let g = grads[i]
+            let mi = b1 * mp[i] + (1 - b1) * g
+            let vi = b2 * vp[i] + (1 - b2) * g * g
+            mp[i] = mi
+            vp[i] = vi
+            params[i] -= stepSize * mi / (vi.squareRoot() / rootC2 + e)
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,49 @@
+/// The collective operations the trainer needs from a process group.
+///
+/// `MPICommunicator` implements it over MPI; a process started without mpirun is a world of
+/// one. Every call is collective: all ranks must make the same calls in the same order.
+public protocol Communicator: AnyObject {
+    /// This process's rank, 0..<size.
+    var rank: Int { get }
+    /// Number of ranks in the job.
+    var size: Int { get }
+    /// Number of ranks on this host (for sizing per-rank BLAS thread pools).
+    var localSize: Int { get }
+
+    /// In-place elementwise sum across ranks.
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int)
+    /// Starts an in-place sum that completes in `wait`; returns a handle.
+    func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) -> Int
+    /// Waits for every started reduction; handles are reset.
+    func waitAll()
+    /// The maximum and minimum of a value across ranks.
+    func allreduceMax(_ value: Int64) -> Int64
+    func allreduceMin(_ value: Int64) -> Int64
+    /// Copies `count` floats from `root` to every rank.
+    func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int)
+    /// Gathers one fixed-size byte record from every rank to every rank.
+    func allgather(_ bytes: [UInt8]) -> [[UInt8]]
+    func barrier()
+    /// Kills the whole job from one rank (used when ranks can no longer agree, e.g. drift).
+    func abort(code: Int32) -> Never
+}
+
+extension Communicator {
+    /// True when this is rank 0, the one that writes outputs.
+    public var isRoot: Bool { rank == 0 }
+
+    /// Sums float64 values across ranks and returns them.
+    public func sum(_ values: [Double]) -> [Double] {
+        var v = values
+        v.withUnsafeMutableBufferPointer { allreduceSum($0.baseAddress!, count: $0.count) }
+        return v
+    }
+
+    /// The lowest rank for which `failed` is true, or nil when every rank succeeded.
+    /// Lets a rank that hit an error stop every other rank at the same point, without a hang.
+    public func firstFailingRank(_ failed: Bool) -> Int? {
+        let r = allreduceMin(failed ? Int64(rank) : Int64.max)
+        return r == Int64.max ? nil : Int(r)
+    }
+}

@@ -1,0 +1,62 @@
+import Models
+
+/// Images and labels do not belong together.
+public enum DatasetError: Error, CustomStringConvertible, Equatable {
+    case countMismatch(images: String, imageCount: Int, labels: String, labelCount: Int)
+    case emptyDataset(path: String)
+    case shapeMismatch(train: String, trainDim: Int, test: String, testDim: Int)
+
+    public var description: String {
+        switch self {
+        case let .countMismatch(i, ic, l, lc):
+            return "\(i) has \(ic) images but \(l) has \(lc) labels"
+        case let .emptyDataset(path): return "\(path) holds no records"
+        case let .shapeMismatch(train, td, test, sd):
+            return "\(train) has images of \(td) pixels but \(test) has \(sd)"
+        }
+    }
+}
+
+/// One rank's contiguous slice of an IDX image/label pair, kept as bytes (pixels are scaled to
+/// [0, 1] as they are copied into a batch).
+public struct DatasetShard: Sendable {
+    public let pixels: [UInt8]
+    public let labels: [UInt8]
+    /// Index of the shard's first record in the whole file: sample ids are global.
+    public let firstIndex: Int
+    public let count: Int
+    /// Pixels per image (rows * cols).
+    public let inputDim: Int
+    public let rows: Int
+    public let cols: Int
+    /// Records in the whole file.
+    public let totalCount: Int
+
+    /// Checks both headers, then reads records `range(total)` of each file.
+    public static func load(images: String, labels: String, classes: Int,
+                            range: (Int) throws -> Range<Int>) throws -> DatasetShard {
+        let ih = try IDX.header(path: images)
+        let lh = try IDX.header(path: labels)
+        guard ih.count == lh.count else {
+            throw DatasetError.countMismatch(images: images, imageCount: ih.count, labels: labels, labelCount: lh.count)
+        }
+        guard ih.count > 0 else { throw DatasetError.emptyDataset(path: images) }
+        let r = try range(ih.count)
+        let img = try IDX.readImages(path: images, records: r)
+        let lab = try IDX.readLabels(path: labels, records: r, classes: classes)
+        return DatasetShard(pixels: img.pixels, labels: lab.labels, firstIndex: r.lowerBound, count: r.count,
+                            inputDim: img.rows * img.cols, rows: img.rows, cols: img.cols, totalCount: ih.count)
+    }
+
+    /// Copies sample `local` into row `row` of the workspace: pixels / 255, the one-hot label, its id.
+    @inline(__always)
+    public func fill(_ ws: VAEWorkspace, row: Int, local: Int, architecture a: VAEArchitecture) {
+        let dst = ws.encoderInput.base + row * a.encoderInputWidth
+        pixels.withUnsafeBufferPointer { src in
+            let s = src.baseAddress! + local * inputDim
+            for j in 0..<inputDim { dst[j] = Float(s[j]) / 255 }  // divide, as torchvision's ToTensor does
+        }
+        ws.ids[row] = Int32(firstIndex + local)
+        ws.setLabel(row: row, label: Int(labels[local]), architecture: a)
+    }
+}

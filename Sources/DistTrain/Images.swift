@@ -1,0 +1,102 @@
+import Models
+
+/// Tiles 28x28 (or any size) float images in [0, 1] into one 8-bit grayscale picture:
+/// white digits on black, `padding` black pixels around and between cells.
+public struct ImageGrid {
+    public let rows: Int
+    public let cols: Int
+    public let cellHeight: Int
+    public let cellWidth: Int
+    public let padding: Int
+
+    public init(rows: Int, cols: Int, cellHeight: Int = 28, cellWidth: Int = 28, padding: Int = 2) {
+        self.rows = rows; self.cols = cols
+        self.cellHeight = cellHeight; self.cellWidth = cellWidth
+        self.padding = padding
+    }
+
+    public var width: Int { cols * cellWidth + (cols + 1) * padding }
+    public var height: Int { rows * cellHeight + (rows + 1) * padding }
+
+    /// `cells` holds rows*cols images row-major (cell (r, c) at index r*cols + c), each
+    /// cellHeight*cellWidth floats.
+    public func render(_ cells: [Float]) -> [UInt8] {
+        let cell = cellHeight * cellWidth
+        precondition(cells.count == rows * cols * cell)
+        var out = [UInt8](repeating: 0, count: width * height)
+        for r in 0..<rows {
+            for c in 0..<cols {
+                let src = (r * cols + c) * cell
+                let top = padding + r * (cellHeight + padding)
+                let left = padding + c * (cellWidth + padding)
+                for y in 0..<cellHeight {
+                    for x in 0..<cellWidth {
+                        let v = min(max(cells[src + y * cellWidth + x], 0), 1)
+                        out[(top + y) * width + left + x] = UInt8((v * 255).rounded())
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Renders and writes a PNG atomically.
+    public func writePNG(_ cells: [Float], to path: String) throws {
+        try AtomicFile.write(PNG.encode(width: width, height: height, channels: 1, pixels: render(cells)), to: path)
+    }
+}
+
+/// Runs the decoder outside the training loop (grids, generation commands).
+public struct Generator {
+    public let model: VAE
+    public let params: UnsafePointer<Float>
+
+    public init(model: VAE, params: UnsafePointer<Float>) {
+        self.model = model
+        self.params = params
+    }
+
+    /// Pixel probabilities for each (z, label) row: `z` holds rows*latent floats.
+    public func decode(z: [Float], labels: [Int]) -> [Float] {
+        let a = model.architecture
+        let rows = labels.count
+        precondition(z.count == rows * a.latent)
+        let ws = VAEWorkspace(architecture: a, capacity: max(rows, 1))
+        for r in 0..<rows {
+            for j in 0..<a.latent { ws.decoderInput.base[r * a.decoderInputWidth + j] = z[r * a.latent + j] }
+            ws.setLabel(row: r, label: labels[r], architecture: a)
+        }
+        model.decode(params, ws, rows: rows)
+        var out = [Float](repeating: 0, count: rows * a.inputDim)
+        out.withUnsafeMutableBufferPointer { BinaryCrossEntropy.sigmoid(ws.logits.base, $0.baseAddress!, count: rows * a.inputDim) }
+        return out
+    }
+
+    /// The training-progress grid: row k is label k, column c decodes the c-th of `cols` fixed
+    /// latent draws, so each column shows one style across all labels.
+    public func labelGrid(cols: Int, seed: UInt64) -> [Float] {
+        let a = model.architecture
+        let noise = FloatBuffer(count: cols * a.latent)
+        var ids = (0..<cols).map { Int32($0) }
+        ids.withUnsafeMutableBufferPointer {
+            GaussianNoise.fill(noise.base, rows: cols, dim: a.latent, ids: $0.baseAddress!,
+                               key: GaussianNoise.key(seed: seed, stream: NoiseStream.grid, counter: 0))
+        }
+        var z: [Float] = []
+        var labels: [Int] = []
+        for label in 0..<a.classes {
+            for c in 0..<cols {
+                z.append(contentsOf: noise.slice(c * a.latent, a.latent))
+                labels.append(label)
+            }
+        }
+        return decode(z: z, labels: labels)
+    }
+}
+
+/// Stream labels that keep the noise of training, evaluation and pictures independent.
+public enum NoiseStream {
+    public static let train: UInt64 = 1
+    public static let test: UInt64 = 2
+    public static let grid: UInt64 = 3
+}

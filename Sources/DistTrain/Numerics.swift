@@ -1,0 +1,55 @@
+/// Whole-buffer checks over the flat buffers, written to vectorize.
+public enum Numerics {
+    /// True when no element is NaN or infinite: x * 0 is 0 for finite x and NaN otherwise,
+    /// so one SIMD sum answers for the whole buffer.
+    public static func allFinite(_ p: UnsafePointer<Float>, count: Int) -> Bool {
+        var acc = SIMD8<Float>(repeating: 0)
+        var i = 0
+        while i + 8 <= count {
+            acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) * 0
+            i += 8
+        }
+        var tail: Float = 0
+        while i < count { tail += p[i] * 0; i += 1 }
+        return (acc.sum() + tail) == 0
+    }
+
+    /// A 64-bit checksum of the exact bit patterns: equal buffers give equal sums, and any
+    /// single changed bit changes it.
+    public static func checksum(_ p: UnsafePointer<Float>, count: Int) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        UnsafeRawPointer(p).withMemoryRebound(to: UInt32.self, capacity: count) { u in
+            for i in 0..<count {
+                h = (h ^ UInt64(u[i])) &* 0x0000_0100_0000_01B3
+            }
+        }
+        return h
+    }
+}
+
+/// Identifies an experiment: a hash of the effective config and of the data files' bytes.
+/// Ranks compare fingerprints at start so that a rank with another config or data stops the job.
+public enum Fingerprint {
+    /// FNV-1a over bytes, as 16 hex digits.
+    public static func hash(_ bytes: [UInt8], seed: UInt64 = 0xCBF2_9CE4_8422_2325) -> String {
+        var h = seed
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        let s = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }
+
+    public static func hash(_ text: String) -> String { hash(Array(text.utf8)) }
+
+    /// "config:<hash> data:<hash>". Output-only settings are left out of the config part.
+    /// An unreadable data file hashes as "missing"; loading it reports the real error.
+    public static func of(config: TrainConfig) throws -> String {
+        var experiment = config
+        experiment.output = TrainConfig.Output()
+        var data: [UInt8] = []
+        for path in [config.data.trainImages, config.data.trainLabels, config.data.testImages, config.data.testLabels] {
+            let digest = (try? FileBytes.read(path)).map { hash($0) } ?? "missing"
+            data.append(contentsOf: Array(digest.utf8))
+        }
+        return "config:" + hash(experiment.json.serialized) + " data:" + hash(data)
+    }
+}

@@ -1,0 +1,165 @@
+import Models
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The output directory cannot be used.
+public enum RunDirectoryError: Error, CustomStringConvertible {
+    case cannotCreate(path: String, reason: String)
+    case cannotWrite(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotCreate(path, reason): return "output directory \(path): cannot create: \(reason)"
+        case let .cannotWrite(path, reason): return "output directory \(path): cannot write: \(reason)"
+        }
+    }
+}
+
+/// Rank 0's view of a run directory:
+///
+///     RUN/config.json                     the effective config
+///     RUN/metrics.jsonl                   one JSON object per epoch
+///     RUN/grids/epoch-NNN.png             10x10 generation grid per epoch
+///     RUN/checkpoints/step-NNNNNNNN/      model.safetensors, optimizer.safetensors, trainer.json
+///     RUN/checkpoints/latest              name of the newest complete checkpoint
+///     RUN/checkpoints/best                name of the checkpoint with the lowest test loss
+public struct RunDirectory {
+    public let path: String
+
+    public init(_ path: String) { self.path = path }
+
+    public var checkpoints: String { path + "/checkpoints" }
+    public var grids: String { path + "/grids" }
+    public var metrics: String { path + "/metrics.jsonl" }
+
+    /// Creates the directory tree and proves it writable.
+    public func prepare() throws {
+        for dir in [path, checkpoints, grids] { try RunDirectory.makeDirectories(dir) }
+        let probe = path + "/.write-test-\(getpid())"
+        guard let f = fopen(probe, "w") else {
+            throw RunDirectoryError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
+        }
+        fclose(f)
+        unlink(probe)
+    }
+
+    /// mkdir -p.
+    public static func makeDirectories(_ path: String) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw RunDirectoryError.cannotCreate(path: path, reason: String(cString: strerror(errno)))
+            }
+            if !FileBytes.isDirectory(current) {
+                throw RunDirectoryError.cannotCreate(path: path, reason: "\(current) is not a directory")
+            }
+        }
+    }
+
+    /// Appends one line to metrics.jsonl (rewritten atomically, so a crash leaves the old file whole).
+    public func appendMetrics(_ line: JSON) throws {
+        var text = (try? FileBytes.read(metrics)) ?? []
+        text.append(contentsOf: Array((line.serialized + "\n").utf8))
+        try AtomicFile.write(text, to: metrics)
+    }
+
+    /// Drops metrics lines written after `step` (used on resume, so the file matches the run).
+    public func truncateMetrics(afterStep step: Int) throws {
+        guard let bytes = try? FileBytes.read(metrics) else { return }
+        let kept = String(decoding: bytes, as: UTF8.self).split(separator: "\n").filter { line in
+            guard let j = try? JSON.parse(String(line)), case let .number(s)? = j["step"] else { return false }
+            return Int(s) <= step
+        }
+        try AtomicFile.write(Array(kept.map { $0 + "\n" }.joined().utf8), to: metrics)
+    }
+
+    /// Checkpoint directory name for a global step.
+    public static func checkpointName(step: Int) -> String {
+        let digits = String(step)
+        return "step-" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits
+    }
+
+    /// The name in a pointer file (`latest`, `best`), or nil.
+    public func pointer(_ name: String) -> String? {
+        guard let s = try? FileBytes.readString(checkpoints + "/" + name) else { return nil }
+        let t = s.trimmingCharacters(in: " \n\t")
+        return t.isEmpty ? nil : t
+    }
+
+    public func setPointer(_ name: String, to target: String) throws {
+        try AtomicFile.write(Array((target + "\n").utf8), to: checkpoints + "/" + name)
+    }
+
+    /// Writes a complete checkpoint: files into a hidden temporary directory, then one rename
+    /// makes it visible, then `latest` moves. Older step checkpoints beyond `keep` are removed,
+    /// except the one `best` names.
+    public func writeCheckpoint(step: Int, keep: Int, files: (String) throws -> Void) throws -> String {
+        let name = RunDirectory.checkpointName(step: step)
+        let final = checkpoints + "/" + name
+        let temp = checkpoints + "/.incomplete-" + name
+        RunDirectory.removeTree(temp)
+        try RunDirectory.makeDirectories(temp)
+        do { try files(temp) } catch { RunDirectory.removeTree(temp); throw error }
+        RunDirectory.removeTree(final)
+        guard rename(temp, final) == 0 else {
+            let reason = String(cString: strerror(errno))
+            RunDirectory.removeTree(temp)
+            throw RunDirectoryError.cannotWrite(path: final, reason: reason)
+        }
+        RunDirectory.syncDirectory(checkpoints)
+        try setPointer("latest", to: name)
+        prune(keep: keep)
+        return name
+    }
+
+    /// Step checkpoints present, oldest first.
+    public func checkpointNames() -> [String] {
+        guard let d = opendir(checkpoints) else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let n = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if n.hasPrefix("step-") { names.append(n) }
+        }
+        return names.sorted()
+    }
+
+    func prune(keep: Int) {
+        let protected = Set([pointer("best"), pointer("latest")].compactMap { $0 })
+        let names = checkpointNames()
+        for n in names.dropLast(keep) where !protected.contains(n) {
+            RunDirectory.removeTree(checkpoints + "/" + n)
+        }
+    }
+
+    /// rm -r of a directory of plain files (checkpoint directories hold no subdirectories).
+    static func removeTree(_ path: String) {
+        if let d = opendir(path) {
+            while let e = readdir(d) {
+                let n = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                if n != "." && n != ".." { unlink(path + "/" + n) }
+            }
+            closedir(d)
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
+
+    static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY)
+        if fd >= 0 { fsync(fd); close(fd) }
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        var s = Substring(self)
+        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
+        while let l = s.last, chars.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}

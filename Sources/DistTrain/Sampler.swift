@@ -1,0 +1,134 @@
+import Models
+
+/// Why a dataset cannot be split into the requested batches.
+public enum BatchingError: Error, CustomStringConvertible, Equatable {
+    case localBatchTooSmall(globalBatch: Int, world: Int, localBatch: Int, classes: Int)
+    case shardTooSmall(rank: Int, shardSize: Int, localBatch: Int)
+    case labelTooRare(rank: Int, label: Int, count: Int, steps: Int)
+    case moreRanksThanSamples(world: Int, samples: Int)
+
+    public var description: String {
+        switch self {
+        case let .localBatchTooSmall(g, w, b, c):
+            return "global batch \(g) over \(w) ranks gives local batches of \(b), fewer than the \(c) classes: every local batch must hold every label (use a global batch of at least \(w * c))"
+        case let .shardTooSmall(rank, n, b):
+            return "rank \(rank)'s shard has \(n) samples, fewer than one local batch of \(b)"
+        case let .labelTooRare(rank, label, count, steps):
+            return "rank \(rank)'s shard has \(count) samples of label \(label) but an epoch has \(steps) steps, and every batch must hold every label: use fewer ranks or a larger batch"
+        case let .moreRanksThanSamples(w, n):
+            return "\(w) ranks but only \(n) training samples: at least one sample per rank is needed"
+        }
+    }
+}
+
+/// How a global batch and a dataset divide over ranks. Pure arithmetic, identical on every rank,
+/// so all ranks agree on the step count without communicating.
+public struct BatchPlan: Equatable, Sendable {
+    public let globalBatch: Int
+    public let world: Int
+    public let samples: Int
+
+    public init(globalBatch: Int, world: Int, samples: Int, classes: Int) throws {
+        guard samples >= world else { throw BatchingError.moreRanksThanSamples(world: world, samples: samples) }
+        self.globalBatch = globalBatch
+        self.world = world
+        self.samples = samples
+        let smallest = globalBatch / world
+        guard smallest >= classes else {
+            throw BatchingError.localBatchTooSmall(globalBatch: globalBatch, world: world, localBatch: smallest, classes: classes)
+        }
+        for r in 0..<world where shard(r).count < localBatch(r) {
+            throw BatchingError.shardTooSmall(rank: r, shardSize: shard(r).count, localBatch: localBatch(r))
+        }
+    }
+
+    /// Rank r's contiguous slice of the dataset (sizes differ by at most one).
+    public func shard(_ r: Int) -> Range<Int> { (samples * r / world)..<(samples * (r + 1) / world) }
+
+    /// Rank r's share of the global batch; when the batch does not divide evenly the first
+    /// ranks take one more, and gradients are weighted by sample counts.
+    public func localBatch(_ r: Int) -> Int { globalBatch / world + (r < globalBatch % world ? 1 : 0) }
+
+    /// Steps per epoch: the most every rank can take with full local batches.
+    public var stepsPerEpoch: Int { (0..<world).map { shard($0).count / localBatch($0) }.min()! }
+}
+
+/// Draws each epoch's local batches so that every batch holds every label.
+///
+/// Each label k gets a quota of max(1, floor(b * n_k / n)) slots per batch (n_k of the shard's
+/// n samples have label k); the remaining slots are filled from the leftover samples of all
+/// labels. Order comes from a generator seeded by (seed, epoch, rank), so it is reproducible
+/// and needs no saved state. No sample appears twice in an epoch.
+public struct StratifiedSampler: Sendable {
+    public let localBatch: Int
+    public let steps: Int
+    /// Shard-local indices of each label.
+    let byLabel: [[Int32]]
+    let quota: [Int]
+    let seed: UInt64
+    let rank: Int
+
+    public init(labels: [UInt8], classes: Int, localBatch: Int, steps: Int, seed: UInt64, rank: Int) throws {
+        var groups = [[Int32]](repeating: [], count: classes)
+        for (i, l) in labels.enumerated() { groups[Int(l)].append(Int32(i)) }
+        let n = labels.count
+        var quota = groups.map { max(1, localBatch * $0.count / max(n, 1)) }
+        for (k, g) in groups.enumerated() where steps * quota[k] > g.count {
+            throw BatchingError.labelTooRare(rank: rank, label: k, count: g.count, steps: steps)
+        }
+        // Quotas of rare labels were rounded up to 1; take the excess back from the largest.
+        while quota.reduce(0, +) > localBatch {
+            let k = quota.indices.max { quota[$0] < quota[$1] }!
+            guard quota[k] > 1 else { break }
+            quota[k] -= 1
+        }
+        precondition(quota.reduce(0, +) <= localBatch, "local batch checked against the class count")
+        self.localBatch = localBatch
+        self.steps = steps
+        self.byLabel = groups
+        self.quota = quota
+        self.seed = seed
+        self.rank = rank
+    }
+
+    /// The epoch's batches, flattened: `steps * localBatch` shard-local indices; batch s is
+    /// elements s*localBatch ..< (s+1)*localBatch.
+    public func order(epoch: Int) -> [Int32] {
+        var rng = SplitMix64(seed: SplitMix64.mix(seed &* 0x9E37_79B9 &+ UInt64(epoch) &* 0x1_0000_0001 &+ UInt64(rank) &+ 0xBA7C4))
+        var order = [Int32](repeating: 0, count: steps * localBatch)
+        var leftover: [Int32] = []
+        var reserved: [[Int32]] = []
+        for (k, group) in byLabel.enumerated() {
+            var g = group
+            rng.shuffle(&g)
+            let take = steps * quota[k]
+            reserved.append(Array(g[0..<take]))
+            leftover.append(contentsOf: g[take...])
+        }
+        rng.shuffle(&leftover)
+        let free = localBatch - quota.reduce(0, +)
+        var next = 0
+        for s in 0..<steps {
+            var slot = s * localBatch
+            for k in byLabel.indices {
+                for q in 0..<quota[k] {
+                    order[slot] = reserved[k][s * quota[k] + q]
+                    slot += 1
+                }
+            }
+            for _ in 0..<free {
+                order[slot] = leftover[next]
+                next += 1
+                slot += 1
+            }
+            // Shuffle within the batch so slot position says nothing about the label.
+            var i = s * localBatch + localBatch - 1
+            while i > s * localBatch {
+                let j = s * localBatch + rng.below(i - s * localBatch + 1)
+                order.swapAt(i, j)
+                i -= 1
+            }
+        }
+        return order
+    }
+}

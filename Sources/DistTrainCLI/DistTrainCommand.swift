@@ -1,0 +1,79 @@
+import ArgumentParser
+import DistTrain
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `disttrain`: data-parallel VAE training over MPI.
+@main
+struct DistTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "disttrain",
+        abstract: "Data-parallel training of (conditional) variational autoencoders on MNIST over MPI.",
+        discussion: """
+        Start it under mpirun for a data-parallel job, or on its own for a single-rank run with \
+        the same outputs:
+
+          mpirun -n 4 disttrain --config configs/cvae.json
+          disttrain --config configs/cvae.json --epochs 1 --out runs/debug
+
+        `train` is the default subcommand, so `disttrain --config FILE` trains. Rank 0 writes the \
+        run directory: metrics.jsonl, grids/epoch-NNN.png and checkpoints/.
+        """,
+        version: "0.1.0",
+        subcommands: [TrainCommand.self],
+        defaultSubcommand: TrainCommand.self
+    )
+
+    /// Parses and runs, turning every error into one line on stderr and a non-zero exit.
+    static func main() {
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                // --help, --version: printed once, not once per rank.
+                if Launch.rank == 0 { print(fullMessage(for: error)) }
+                Glibc.exit(0)
+            }
+            if Launch.rank == 0 { Report.error(message(for: error) + " (see 'disttrain --help')") }
+            Glibc.exit(code.rawValue)
+        }
+        do {
+            var c = command
+            try c.run()
+            Glibc.exit(0)
+        } catch let e as PeerFailure {
+            _ = e  // the failing rank printed the reason
+            Glibc.exit(1)
+        } catch let e as SharedFailure {
+            if Launch.rank == 0 { Report.error(e.message) }
+            Glibc.exit(1)
+        } catch let e as ExitCode {
+            Glibc.exit(e.rawValue)
+        } catch {
+            Report.error(Launch.worldSize > 1 ? "rank \(Launch.rank): \(error)" : "\(error)")
+            Glibc.exit(1)
+        }
+    }
+}
+
+/// What the launcher (mpirun, srun) told this process, read before MPI starts.
+enum Launch {
+    static let rank: Int = env(["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"]) ?? 0
+    static let worldSize: Int = env(["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"]) ?? 1
+
+    static func env(_ names: [String]) -> Int? {
+        for n in names { if let v = getenv(n), let i = Int(String(cString: v)) { return i } }
+        return nil
+    }
+}
+
+enum Report {
+    /// One line on stderr.
+    static func error(_ message: String) {
+        let oneLine = message.split(separator: "\n").joined(separator: "; ")
+        fputs("disttrain: error: \(oneLine)\n", stderr)
+    }
+}

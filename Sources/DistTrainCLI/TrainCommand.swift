@@ -1,0 +1,112 @@
+import ArgumentParser
+import DistTrain
+import Logging
+import Models
+
+/// `disttrain train`: the default subcommand.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a VAE from a JSON config (the default subcommand).",
+        discussion: """
+        Every rank reads the same config; rank r loads only its contiguous shard of the training \
+        set. Flags override the config's fields. Without --config the seed CVAE recipe is used \
+        (configs/cvae.json holds the same values).
+        """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("JSON config file (see the README's config reference).", valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: "Override training.epochs: passes over the training set.")
+    var epochs: Int?
+
+    @Option(name: .customLong("batch-size"), help: "Override training.global_batch: samples per optimizer step summed over all ranks.")
+    var batchSize: Int?
+
+    @Option(name: .long, help: "Override optimizer.lr: Adam's learning rate.")
+    var lr: Double?
+
+    @Option(name: .long, help: "Override training.seed: initialization, sampling order and noise all derive from it.")
+    var seed: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Override output.dir: the run directory rank 0 writes.", valueName: "dir"))
+    var out: String?
+
+    @Option(name: .customLong("max-steps"), help: "Override training.max_steps: stop after this many optimizer steps in total (0: no limit).")
+    var maxSteps: Int?
+
+    @Option(name: .long, help: "Override runtime.blas_threads: OpenBLAS threads per rank (0: cores on this host / ranks on this host).")
+    var threads: Int?
+
+    @Flag(name: .long, help: "Continue from the run directory's latest checkpoint.")
+    var resume = false
+
+    @Option(name: .customLong("resume-from"), help: ArgumentHelp("Continue from this checkpoint directory.", valueName: "dir"))
+    var resumeFrom: String?
+
+    @Option(name: .customLong("checksum-every"), help: "Debug: compare a parameter checksum across ranks every N steps and stop on drift (0: off).")
+    var checksumEvery: Int?
+
+    @Flag(name: .long, help: "Print no per-epoch lines (metrics.jsonl is still written).")
+    var quiet = false
+
+    @Option(name: .customLong("log-level"), help: "Diagnostics on stderr: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
+    @Option(name: .customLong("poison-gradient"), help: ArgumentHelp("Debug: put a NaN into RANK's gradient at global STEP (e.g. 1:30).", valueName: "rank:step", visibility: .hidden))
+    var poisonGradient: String?
+
+    func validate() throws {
+        if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
+        if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1, got \(b)") }
+        if let l = lr, !(l > 0) || !l.isFinite { throw ValidationError("--lr must be a positive number, got \(l)") }
+        if let s = seed, s < 0 { throw ValidationError("--seed must be non-negative, got \(s)") }
+        if let m = maxSteps, m < 0 { throw ValidationError("--max-steps must be non-negative, got \(m)") }
+        if let t = threads, t < 0 { throw ValidationError("--threads must be non-negative, got \(t)") }
+        if let c = checksumEvery, c < 0 { throw ValidationError("--checksum-every must be non-negative, got \(c)") }
+        if let o = out, o.isEmpty { throw ValidationError("--out must not be empty") }
+        if resume && resumeFrom != nil { throw ValidationError("--resume and --resume-from are exclusive") }
+        if poisonGradient != nil && parsePoison() == nil { throw ValidationError("--poison-gradient takes RANK:STEP, e.g. 1:30") }
+    }
+
+    func parsePoison() -> (rank: Int, step: Int)? {
+        guard let p = poisonGradient else { return nil }
+        let parts = p.split(separator: ":")
+        guard parts.count == 2, let r = Int(parts[0]), let s = Int(parts[1]), r >= 0, s >= 0 else { return nil }
+        return (r, s)
+    }
+
+    /// The config after applying flags.
+    func effectiveConfig() throws -> TrainConfig {
+        var c = try config.map(TrainConfig.load(path:)) ?? TrainConfig()
+        if let v = epochs { c.training.epochs = v }
+        if let v = batchSize { c.training.globalBatch = v }
+        if let v = lr { c.optimizer.lr = v }
+        if let v = seed { c.training.seed = v }
+        if let v = out { c.output.dir = v }
+        if let v = maxSteps { c.training.maxSteps = v }
+        if let v = threads { c.runtime.blasThreads = v }
+        if let v = checksumEvery { c.runtime.checksumEvery = v }
+        return c
+    }
+
+    func run() throws {
+        let comm = MPICommunicator.world
+        let log = Diagnostics.logger(rank: comm.rank, level: logLevel)
+        let config = try comm.collectively { try effectiveConfig() }
+        BLASThreads.set(ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize))
+        var options = TrainOptions()
+        options.resume = resume
+        options.resumeFrom = resumeFrom
+        options.printEpochs = !quiet
+        options.poisonGradient = parsePoison()
+        let trainer = try Trainer(config: config, comm: comm, options: options, logger: log)
+        try trainer.fit()
+        if comm.isRoot && !quiet, let last = trainer.reports.last {
+            print("done: \(last.step) steps; run directory \(config.output.dir)")
+        }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
