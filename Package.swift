@@ -38,7 +38,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
-        .testTarget(name: "DistTrainTests", dependencies: ["DistTrain", "Models"],
+        .testTarget(name: "DistTrainTests", dependencies: ["DistTrain", "Models", .product(name: "Logging", package: "swift-log")],
                     resources: []),
     ]
 )

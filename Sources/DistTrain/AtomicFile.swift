@@ -146,16 +146,19 @@ public enum AtomicFile {
         var bytes = [UInt8](repeating: 0, count: sizeHint)
         var filled = 0
         while true {
-            // Grow if the file turned out larger than stat said (or stat gave 0, e.g. /proc).
-            if filled == bytes.count { bytes.append(contentsOf: repeatElement(0, count: max(bytes.count, 1 << 16))) }
-            let n = bytes.withUnsafeMutableBytes { buf in
-                read(fd, buf.baseAddress! + filled, buf.count - filled)
-            }
+            // Read into the array while stat's size lasts, then check for more (stat can be
+            // stale or 0, e.g. for /proc files) through a small probe instead of growing first.
+            let room = bytes.count - filled
+            var probe = [UInt8](repeating: 0, count: room > 0 ? 0 : 1 << 16)
+            let n = room > 0
+                ? bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, room) }
+                : probe.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw FileError.readFailed(path: path, reason: FileError.reason())
             }
             if n == 0 { break }
+            if room == 0 { bytes += probe[0..<n] }
             filled += n
         }
         bytes.removeLast(bytes.count - filled)

@@ -29,9 +29,11 @@ public enum IDXError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .unreadable(path, reason):
             return "\(path): cannot read: \(reason)"
         case let .notIDX(path, magic, expected):
-            let wanted = expected.map { "\(IDX.hex($0)) (\(IDX.kindName($0)))" }.joined(separator: " or ")
-            let found = IDX.kindName(magic) == "unknown" ? "" : " (\(IDX.kindName(magic)))"
-            return "\(path): not an IDX file of the expected kind: magic \(IDX.hex(magic))\(found), expected \(wanted)"
+            let wanted = expected.map { "\(IDX.hex($0)) (\(IDX.kindName($0) ?? "?"))" }.joined(separator: " or ")
+            if let kind = IDX.kindName(magic) {
+                return "\(path): wrong IDX file: magic \(IDX.hex(magic)) (\(kind)), expected \(wanted)"
+            }
+            return "\(path): not an IDX file: magic \(IDX.hex(magic)), expected \(wanted)"
         case let .wrongDimensions(path, dimensions, reason):
             return "\(path): bad IDX dimensions \(dimensions): \(reason)"
         case let .truncated(path, records, expected, actual):
@@ -64,6 +66,13 @@ public struct IDXHeader: Equatable, Sendable {
     /// Image width; 1 for labels.
     public let cols: Int
 
+    public init(kind: Kind, count: Int, rows: Int, cols: Int) {
+        self.kind = kind
+        self.count = count
+        self.rows = rows
+        self.cols = cols
+    }
+
     /// Bytes before the payload: magic plus one int32 per dimension.
     var headerBytes: Int { kind == .images ? 16 : 8 }
     /// Bytes per record.
@@ -80,6 +89,14 @@ public struct IDXImages: Sendable {
     public let pixels: [UInt8]
     /// Index in the file of the first image of the shard.
     public let firstRecord: Int
+
+    public init(count: Int, rows: Int, cols: Int, pixels: [UInt8], firstRecord: Int) {
+        self.count = count
+        self.rows = rows
+        self.cols = cols
+        self.pixels = pixels
+        self.firstRecord = firstRecord
+    }
 }
 
 /// A contiguous shard of an IDX label file.
@@ -89,6 +106,12 @@ public struct IDXLabels: Sendable {
     public let labels: [UInt8]
     /// Index in the file of the first label of the shard.
     public let firstRecord: Int
+
+    public init(count: Int, labels: [UInt8], firstRecord: Int) {
+        self.count = count
+        self.labels = labels
+        self.firstRecord = firstRecord
+    }
 }
 
 /// Reader for MNIST's IDX files, gzip-compressed or raw.
@@ -237,11 +260,12 @@ public enum IDX {
         return "0x" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits
     }
 
-    static func kindName(_ magic: UInt32) -> String {
+    /// "images" or "labels" for the two known magic numbers.
+    static func kindName(_ magic: UInt32) -> String? {
         switch magic {
         case imagesMagic: return "images"
         case labelsMagic: return "labels"
-        default: return "unknown"
+        default: return nil
         }
     }
 

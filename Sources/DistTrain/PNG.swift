@@ -35,6 +35,8 @@ public enum PNGError: Error, CustomStringConvertible, Equatable, Sendable {
     case corruptData(String)
     /// A scanline starts with a filter type other than 0...4.
     case badFilter(row: Int, type: Int)
+    /// The encoder was given an impossible image (size, channels or pixel count).
+    case invalidImage(String)
     /// One of the errors above, in the named file.
     indirect case inFile(path: String, PNGError)
 
@@ -48,6 +50,7 @@ public enum PNGError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .unsupported(what): return "unsupported PNG: \(what)"
         case let .corruptData(what): return "corrupt PNG image data: \(what)"
         case let .badFilter(row, type): return "corrupt PNG image data: row \(row) has filter type \(type)"
+        case let .invalidImage(what): return "cannot encode PNG: \(what)"
         case let .inFile(path, error): return "\(path): \(error)"
         }
     }
@@ -60,13 +63,18 @@ public enum PNG {
     /// Encodes an 8-bit image: `channels` 1 (grayscale) or 3 (RGB), `pixels` row-major with
     /// `width * height * channels` bytes. Each row gets the filter that compresses it best.
     ///
-    /// Mismatched arguments are a programming error and stop the program.
+    /// Impossible arguments are a programming error and stop the program (`write(path:...)`
+    /// checks them and throws instead).
     public static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8]) -> [UInt8] {
         encode(width: width, height: height, channels: channels, pixels: pixels, filter: nil, idatSize: 1 << 20)
     }
 
-    /// Encodes the image and writes it atomically to `path` (throws `FileError`).
+    /// Encodes the image and writes it atomically to `path`. Throws `PNGError.inFile` with
+    /// `.invalidImage` for impossible arguments (nothing is written) and `FileError` for I/O.
     public static func write(path: String, width: Int, height: Int, channels: Int, pixels: [UInt8]) throws {
+        if let problem = checkImage(width: width, height: height, channels: channels, count: pixels.count) {
+            throw PNGError.inFile(path: path, .invalidImage(problem))
+        }
         try AtomicFile.write(encode(width: width, height: height, channels: channels, pixels: pixels), to: path)
     }
 
@@ -84,11 +92,9 @@ public enum PNG {
     /// `filter` forces one filter type for every row (tests); `idatSize` caps each IDAT chunk.
     static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8],
                        filter: UInt8?, idatSize: Int) -> [UInt8] {
-        precondition(width > 0 && height > 0 && width <= Int(Int32.max) && height <= Int(Int32.max),
-                     "PNG size \(width)x\(height) out of range")
-        precondition(channels == 1 || channels == 3, "PNG channels must be 1 or 3, got \(channels)")
-        precondition(pixels.count == width * height * channels,
-                     "PNG needs \(width * height * channels) bytes, got \(pixels.count)")
+        if let problem = checkImage(width: width, height: height, channels: channels, count: pixels.count) {
+            preconditionFailure("cannot encode PNG: \(problem)")
+        }
         let rowBytes = width * channels
         var filtered = [UInt8](repeating: 0, count: height * (rowBytes + 1))
         pixels.withUnsafeBufferPointer { src in
@@ -197,6 +203,19 @@ public enum PNG {
     }
 
     // MARK: - Internals
+
+    /// What is wrong with these encoder arguments, or nil.
+    static func checkImage(width: Int, height: Int, channels: Int, count: Int) -> String? {
+        guard (1...Int(Int32.max)).contains(width), (1...Int(Int32.max)).contains(height) else {
+            return "size \(width)x\(height) out of range"
+        }
+        guard channels == 1 || channels == 3 else { return "channels must be 1 or 3, got \(channels)" }
+        let (rowBytes, rowOverflow) = width.multipliedReportingOverflow(by: channels)
+        let (needed, overflow) = rowBytes.multipliedReportingOverflow(by: height)
+        guard !rowOverflow, !overflow else { return "\(width)x\(height)x\(channels) is too large" }
+        guard needed == count else { return "\(width)x\(height)x\(channels) needs \(needed) bytes, got \(count)" }
+        return nil
+    }
 
     private static func parseHeader(_ data: ArraySlice<UInt8>) throws -> (width: Int, height: Int, channels: Int) {
         guard data.count == 13 else { throw PNGError.badHeader("IHDR has \(data.count) bytes, expected 13") }

@@ -4,7 +4,7 @@ import Models
 public enum BatchingError: Error, CustomStringConvertible, Equatable {
     case localBatchTooSmall(globalBatch: Int, world: Int, localBatch: Int, classes: Int)
     case shardTooSmall(rank: Int, shardSize: Int, localBatch: Int)
-    case labelTooRare(rank: Int, label: Int, count: Int, steps: Int)
+    case labelMissing(rank: Int, label: Int)
     case moreRanksThanSamples(world: Int, samples: Int)
 
     public var description: String {
@@ -13,8 +13,8 @@ public enum BatchingError: Error, CustomStringConvertible, Equatable {
             return "global batch \(g) over \(w) ranks gives local batches of \(b), fewer than the \(c) classes: every local batch must hold every label (use a global batch of at least \(w * c))"
         case let .shardTooSmall(rank, n, b):
             return "rank \(rank)'s shard has \(n) samples, fewer than one local batch of \(b)"
-        case let .labelTooRare(rank, label, count, steps):
-            return "rank \(rank)'s shard has \(count) samples of label \(label) but an epoch has \(steps) steps, and every batch must hold every label: use fewer ranks or a larger batch"
+        case let .labelMissing(rank, label):
+            return "rank \(rank)'s shard has no sample of label \(label), but every batch must hold every label: use fewer ranks or check the labels file"
         case let .moreRanksThanSamples(w, n):
             return "\(w) ranks but only \(n) training samples: at least one sample per rank is needed"
         }
@@ -59,23 +59,28 @@ public struct BatchPlan: Equatable, Sendable {
 /// n samples have label k); the remaining slots are filled from the leftover samples of all
 /// labels. Order comes from a generator seeded by (seed, epoch, rank), so it is reproducible
 /// and needs no saved state. No sample appears twice in an epoch.
+///
+/// A shard supports at most `maxSteps` such batches per epoch (a rare label runs out first
+/// when the local batch is close to the class count); the trainer takes the minimum over
+/// ranks and the plan's step count, so every rank runs the same number of steps.
 public struct StratifiedSampler: Sendable {
     public let localBatch: Int
-    public let steps: Int
+    /// Steps per epoch this sampler draws.
+    public var steps: Int
+    /// The most steps per epoch this shard can fill with every label in every batch.
+    public let maxSteps: Int
     /// Shard-local indices of each label.
     let byLabel: [[Int32]]
     let quota: [Int]
     let seed: UInt64
     let rank: Int
 
-    public init(labels: [UInt8], classes: Int, localBatch: Int, steps: Int, seed: UInt64, rank: Int) throws {
+    public init(labels: [UInt8], classes: Int, localBatch: Int, seed: UInt64, rank: Int) throws {
         var groups = [[Int32]](repeating: [], count: classes)
         for (i, l) in labels.enumerated() { groups[Int(l)].append(Int32(i)) }
+        if let k = groups.firstIndex(where: { $0.isEmpty }) { throw BatchingError.labelMissing(rank: rank, label: k) }
         let n = labels.count
-        var quota = groups.map { max(1, localBatch * $0.count / max(n, 1)) }
-        for (k, g) in groups.enumerated() where steps * quota[k] > g.count {
-            throw BatchingError.labelTooRare(rank: rank, label: k, count: g.count, steps: steps)
-        }
+        var quota = groups.map { max(1, localBatch * $0.count / n) }
         // Quotas of rare labels were rounded up to 1; take the excess back from the largest.
         while quota.reduce(0, +) > localBatch {
             let k = quota.indices.max { quota[$0] < quota[$1] }!
@@ -84,11 +89,12 @@ public struct StratifiedSampler: Sendable {
         }
         precondition(quota.reduce(0, +) <= localBatch, "local batch checked against the class count")
         self.localBatch = localBatch
-        self.steps = steps
         self.byLabel = groups
         self.quota = quota
         self.seed = seed
         self.rank = rank
+        maxSteps = min(n / localBatch, zip(groups, quota).map { $0.count / $1 }.min()!)
+        steps = maxSteps
     }
 
     /// The epoch's batches, flattened: `steps * localBatch` shard-local indices; batch s is

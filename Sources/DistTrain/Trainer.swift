@@ -99,10 +99,13 @@ public final class Trainer {
                 throw DatasetError.shapeMismatch(train: config.data.trainImages, trainDim: trainShard.inputDim, test: config.data.testImages, testDim: testDim)
             }
         }
-        sampler = try comm.collectively {
+        var sampler = try comm.collectively {
             try StratifiedSampler(labels: trainShard.labels, classes: classes, localBatch: batchPlan.localBatch(rank),
-                                  steps: batchPlan.stepsPerEpoch, seed: UInt64(config.training.seed), rank: rank)
+                                  seed: UInt64(config.training.seed), rank: rank)
         }
+        // Same step count everywhere: the plan's, or fewer if some shard's rarest label runs out.
+        sampler.steps = Int(comm.allreduceMin(Int64(min(sampler.maxSteps, batchPlan.stepsPerEpoch))))
+        self.sampler = sampler
 
         model = VAE(config.architecture(inputDim: train.inputDim))
         let count = model.parameterCount
@@ -192,11 +195,11 @@ public final class Trainer {
 
     /// Trains until the configured epochs (or max_steps) are done.
     public func fit() throws {
-        let steps = plan.stepsPerEpoch
+        let steps = sampler.steps
         let maxSteps = config.training.maxSteps
         if comm.isRoot {
             log.info("model: \(model.trainableCount) parameters, \(model.trainingFlopsPerSample / 1000) kFLOP per sample per step")
-            log.info("world \(comm.size): global batch \(plan.globalBatch), local batch \(localBatch) on rank 0, \(steps) steps per epoch, BLAS threads \(BLASThreads.current)")
+            log.info("world \(comm.size): global batch \(plan.globalBatch), local batch \(localBatch) on rank 0, \(steps) steps per epoch\(steps < plan.stepsPerEpoch ? " (of \(plan.stepsPerEpoch): the rarest label of a shard limits it)" : ""), BLAS threads \(BLASThreads.current)")
         }
         while state.epoch < config.training.epochs {
             if maxSteps > 0 && state.globalStep >= maxSteps { break }

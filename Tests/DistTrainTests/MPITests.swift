@@ -1,0 +1,119 @@
+import Foundation
+import Logging
+import Models
+import Testing
+@testable import DistTrain
+
+/// Tests that use MPI. Each holds for any world size: `swift test` runs them as a world of one,
+/// and `mpirun -n 2|4 <test binary> --testing-library swift-testing --filter MPITests` runs
+/// them across ranks. Serialized, because every rank must make the same collective calls in
+/// the same order.
+@Suite(.serialized)
+struct MPITests {
+    let comm = Support.world
+    let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    /// Loads the first `count` test images into a workspace-ready form.
+    func firstTestSamples(_ count: Int) throws -> DatasetShard {
+        try DatasetShard.load(images: Support.mnist("t10k-images-idx3-ubyte.gz"), labels: Support.mnist("t10k-labels-idx1-ubyte.gz"),
+                              classes: 10) { _ in 0..<count }
+    }
+
+    func gradient(_ model: VAE, _ params: FloatBuffer, data: DatasetShard, rows: Range<Int>, batch: Int) -> FloatBuffer {
+        let a = model.architecture
+        let ws = VAEWorkspace(architecture: a, capacity: max(rows.count, 1))
+        let g = FloatBuffer(count: model.parameterCount)
+        for (r, i) in rows.enumerated() { data.fill(ws, row: r, local: i, architecture: a) }
+        GaussianNoise.fill(ws.eps.base, rows: rows.count, dim: a.latent, ids: ws.ids, key: GaussianNoise.key(seed: 1, stream: 1, counter: 0))
+        if rows.count > 0 {
+            _ = model.lossAndGradient(params.base, g.base, ws, rows: rows.count, scale: 1 / Float(batch), beta: 1, accumulate: false)
+        }
+        return g
+    }
+
+    @Test("allreduced gradient of a batch split over the ranks equals the one-process gradient")
+    func gradientSplitEquivalence() throws {
+        let batch = 64
+        let data = try firstTestSamples(batch)
+        let model = VAE(VAEArchitecture())
+        let params = FloatBuffer(count: model.parameterCount)
+        model.initialize(params.base, seed: 5)
+        // Reference: the whole batch in this process, no communication.
+        let reference = gradient(model, params, data: data, rows: 0..<batch, batch: batch)
+        // Distributed: this rank's share (uneven shares when the batch does not divide), then sum.
+        let plan = try BatchPlan(globalBatch: batch, world: comm.size, samples: batch, classes: 1)
+        let start = (0..<comm.rank).map(plan.localBatch).reduce(0, +)
+        let mine = gradient(model, params, data: data, rows: start..<(start + plan.localBatch(comm.rank)), batch: batch)
+        comm.allreduceSum(mine.base, count: mine.count)
+
+        var diff = 0.0, norm = 0.0
+        for i in 0..<model.parameterCount {
+            let d = Double(mine.base[i]) - Double(reference.base[i])
+            diff += d * d
+            norm += Double(reference.base[i]) * Double(reference.base[i])
+        }
+        let relative = (diff / norm).squareRoot()
+        #expect(norm > 0)
+        #expect(relative < 1e-5, "world \(comm.size): relative difference \(relative)")
+    }
+
+    @Test("after a few steps every rank holds bitwise-identical parameters")
+    func ranksStayIdentical() throws {
+        let dir = Support.sharedTempDir("identical")
+        defer { if comm.isRoot { try? FileManager.default.removeItem(atPath: dir) } }
+        var config = Support.smallConfig(out: dir)
+        config.training.maxSteps = 6
+        config.runtime.checksumEvery = 2
+        var options = TrainOptions()
+        options.printEpochs = false
+        let trainer = try Trainer(config: config, comm: comm, options: options, logger: quiet)
+        try trainer.fit()
+        #expect(trainer.state.globalStep == 6)
+        let sums = comm.allgather(Array(String(Numerics.checksum(trainer.params.base, count: trainer.params.count)).utf8))
+        #expect(Set(sums).count == 1, "parameter checksums differ across ranks")
+        // Training moved the parameters away from the initialization.
+        let initial = FloatBuffer(count: trainer.params.count)
+        trainer.model.initialize(initial.base, seed: 0)
+        #expect(Numerics.checksum(initial.base, count: initial.count) != Numerics.checksum(trainer.params.base, count: trainer.params.count))
+    }
+
+    @Test("a failure on one rank stops every rank, with the failing rank's error")
+    func collectiveFailure() {
+        struct Boom: Error {}
+        let last = comm.size - 1
+        do {
+            try comm.collectively { if comm.rank == last { throw Boom() } }
+            Issue.record("no error on rank \(comm.rank)")
+        } catch is Boom {
+            #expect(comm.rank == last)
+        } catch let p as PeerFailure {
+            #expect(p.rank == last && comm.rank != last)
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+        // Still in step: a normal collective afterwards works.
+        #expect(comm.sum([1])[0] == Double(comm.size))
+    }
+
+    @Test("collectives: sums, broadcast, gather, min and max")
+    func collectives() {
+        var v: [Float] = [Float(comm.rank), 1, 2.5]
+        v.withUnsafeMutableBufferPointer { comm.allreduceSum($0.baseAddress!, count: 3) }
+        let n = Float(comm.size)
+        #expect(v == [n * (n - 1) / 2, n, 2.5 * n])
+        var b: [Float] = comm.isRoot ? [7, 8, 9] : [0, 0, 0]
+        b.withUnsafeMutableBufferPointer { comm.broadcast($0.baseAddress!, count: 3, root: 0) }
+        #expect(b == [7, 8, 9])
+        let gathered = comm.allgather(Array("rank\(comm.rank)".utf8))
+        #expect(gathered.map { String(decoding: $0, as: UTF8.self) } == (0..<comm.size).map { "rank\($0)" })
+        #expect(comm.allreduceMax(Int64(comm.rank)) == Int64(comm.size - 1))
+        #expect(comm.allreduceMin(Int64(comm.rank)) == 0)
+        // Non-blocking: the buffer must outlive the request, so it is a FloatBuffer, not an array.
+        let w = FloatBuffer(count: 1000)
+        for i in 0..<1000 { w.base[i] = Float(i % 7) }
+        _ = comm.startAllreduceSum(w.base, count: 500)
+        _ = comm.startAllreduceSum(w.base + 500, count: 500)
+        comm.waitAll()
+        #expect(w.base[13] == Float(13 % 7) * n && w.base[999] == Float(999 % 7) * n)
+    }
+}
