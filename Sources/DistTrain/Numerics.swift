@@ -40,11 +40,13 @@ public enum Fingerprint {
 
     public static func hash(_ text: String) -> String { hash(Array(text.utf8)) }
 
-    /// "config:<hash> data:<hash>". Output-only settings are left out of the config part.
+    /// "config:<hash> data:<hash>". Output-only settings and data paths are left out of the
+    /// config part (the data part hashes the files' contents, wherever they live).
     /// An unreadable data file hashes as "missing"; loading it reports the real error.
     public static func of(config: TrainConfig) throws -> String {
         var experiment = config
         experiment.output = TrainConfig.Output()
+        experiment.data = TrainConfig.Data()
         var data: [UInt8] = []
         for path in [config.data.trainImages, config.data.trainLabels, config.data.testImages, config.data.testLabels] {
             let digest = (try? FileBytes.read(path)).map { hash($0) } ?? "missing"

@@ -67,6 +67,7 @@ public final class Trainer {
         run = RunDirectory(config.output.dir)
         klWeight = Float(config.training.klWeight)
         seed = UInt64(config.training.seed)
+        BLASThreads.set(ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize))
 
         // Every rank must run the same experiment on the same data.
         let fingerprint = try comm.collectively { try Fingerprint.of(config: config) }
@@ -120,17 +121,23 @@ public final class Trainer {
         state.configHash = Fingerprint.hash(config.json.serialized)
         state.dataHash = fingerprint
 
-        // Identical starting point: rank 0 initializes (or loads) and broadcasts.
+        // Identical starting point: rank 0 initializes (or loads) and broadcasts. A checkpoint
+        // is loaded before the run directory is touched, so a bad one leaves nothing behind.
         let resumeDir = try resolveResume()
-        try comm.onRoot {
-            try run.prepare()
-            if resumeDir == nil { try AtomicFile.write(Array(config.json.pretty.utf8), to: run.path + "/config.json") }
-        }
         if let dir = resumeDir {
             try restore(from: dir)
         } else {
             if comm.isRoot { model.initialize(params.base, seed: seed) }
             comm.broadcast(params.base, count: count, root: 0)
+        }
+        let resumedStep = resumeDir == nil ? nil : state.globalStep
+        try comm.onRoot {
+            try run.prepare()
+            if let step = resumedStep {
+                try run.truncateMetrics(afterStep: step)
+            } else {
+                try AtomicFile.write(Array(config.json.pretty.utf8), to: run.path + "/config.json")
+            }
         }
     }
 
@@ -185,10 +192,7 @@ public final class Trainer {
         s.configHash = state.configHash
         s.dataHash = state.dataHash
         state = s
-        if comm.isRoot {
-            try? run.truncateMetrics(afterStep: state.globalStep)
-            log.notice("resumed from \(dir) at epoch \(state.epoch + 1), step \(state.globalStep)")
-        }
+        if comm.isRoot { log.notice("resumed from \(dir) at epoch \(state.epoch + 1), step \(state.globalStep)") }
     }
 
     // MARK: Training

@@ -95,7 +95,6 @@ struct TrainCommand: ParsableCommand {
         let comm = MPICommunicator.world
         let log = Diagnostics.logger(rank: comm.rank, level: logLevel)
         let config = try comm.collectively { try effectiveConfig() }
-        BLASThreads.set(ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize))
         var options = TrainOptions()
         options.resume = resume
         options.resumeFrom = resumeFrom

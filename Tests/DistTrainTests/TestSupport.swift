@@ -24,13 +24,35 @@ enum Support {
         return chosen
     }
 
-    /// A config on the vendored MNIST with absolute paths and a small model, for fast tests.
+    /// The first 4000 training and 1000 test records of the vendored MNIST as raw IDX files in
+    /// a private directory: trainer tests run on them so a debug build stays quick.
+    static let smallData: String = {
+        let dir = NSTemporaryDirectory() + "disttrain-testdata-\(ProcessInfo.processInfo.processIdentifier)"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for (set, count) in [("train", 4000), ("t10k", 1000)] {
+            let images = try! IDX.readImages(path: mnist("\(set)-images-idx3-ubyte.gz"), records: 0..<count)
+            let labels = try! IDX.readLabels(path: mnist("\(set)-labels-idx1-ubyte.gz"), records: 0..<count, classes: 10)
+            try! AtomicFile.write(idx(magic: 2051, dims: [count, 28, 28], payload: images.pixels), to: "\(dir)/\(set)-images")
+            try! AtomicFile.write(idx(magic: 2049, dims: [count], payload: labels.labels), to: "\(dir)/\(set)-labels")
+        }
+        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "disttrain-testdata-\(getpid())") }
+        return dir
+    }()
+
+    /// IDX bytes: big-endian magic and dimensions, then the payload.
+    static func idx(magic: UInt32, dims: [Int], payload: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        for v in [magic] + dims.map(UInt32.init) { out += [24, 16, 8, 0].map { UInt8((v >> $0) & 0xFF) } }
+        return out + payload
+    }
+
+    /// A config on a small MNIST subset with a small model, for fast trainer tests.
     static func smallConfig(out: String) -> TrainConfig {
         var c = TrainConfig()
-        c.data.trainImages = mnist("train-images-idx3-ubyte.gz")
-        c.data.trainLabels = mnist("train-labels-idx1-ubyte.gz")
-        c.data.testImages = mnist("t10k-images-idx3-ubyte.gz")
-        c.data.testLabels = mnist("t10k-labels-idx1-ubyte.gz")
+        c.data.trainImages = smallData + "/train-images"
+        c.data.trainLabels = smallData + "/train-labels"
+        c.data.testImages = smallData + "/t10k-images"
+        c.data.testLabels = smallData + "/t10k-labels"
         c.model.encoderHidden = [64]
         c.model.decoderHidden = [64]
         c.model.latent = 4
