@@ -33,13 +33,30 @@ public final class Adam {
         let rootC2 = Float(c2.squareRoot())
         let b1 = beta1, b2 = beta2, e = eps
         let mp = m.base, vp = v.base
-        for i in 0..<count {
+        // Eight lanes at a time with explicit SIMD: the compiler does not vectorize the scalar
+        // form (it cannot rule out aliasing between the four buffers).
+        typealias V = SIMD8<Float>
+        let vb1 = V(repeating: b1), vb2 = V(repeating: b2), one = V(repeating: 1)
+        let vStep = V(repeating: stepSize), vRoot = V(repeating: 1 / rootC2), vEps = V(repeating: e)
+        var i = 0
+        while i + 8 <= count {
+            let g = UnsafeRawPointer(grads + i).loadUnaligned(as: V.self)
+            let mi = vb1 * UnsafeRawPointer(mp + i).loadUnaligned(as: V.self) + (one - vb1) * g
+            let vi = vb2 * UnsafeRawPointer(vp + i).loadUnaligned(as: V.self) + (one - vb2) * g * g
+            let p = UnsafeRawPointer(params + i).loadUnaligned(as: V.self)
+            UnsafeMutableRawPointer(mp + i).storeBytes(of: mi, as: V.self)
+            UnsafeMutableRawPointer(vp + i).storeBytes(of: vi, as: V.self)
+            UnsafeMutableRawPointer(params + i).storeBytes(of: p - vStep * mi / (vi.squareRoot() * vRoot + vEps), as: V.self)
+            i += 8
+        }
+        while i < count {
             let g = grads[i]
             let mi = b1 * mp[i] + (1 - b1) * g
             let vi = b2 * vp[i] + (1 - b2) * g * g
             mp[i] = mi
             vp[i] = vi
-            params[i] -= stepSize * mi / (vi.squareRoot() / rootC2 + e)
+            params[i] -= stepSize * mi / (vi.squareRoot() * (1 / rootC2) + e)
+            i += 1
         }
     }
 }

@@ -15,6 +15,12 @@ public protocol Communicator: AnyObject {
     func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int)
     /// Starts an in-place sum that completes in `wait`; returns a handle.
     func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) -> Int
+    /// Starts an in-place sum of bfloat16 values (each addition done in float32, the result
+    /// rounded back to bfloat16) that completes in `wait`.
+    func startAllreduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) -> Int
+    /// Lets started reductions make progress (MPI progresses non-blocking collectives only
+    /// inside MPI calls); returns at once.
+    func progress()
     /// Waits for every started reduction; handles are reset.
     func waitAll()
     /// The maximum and minimum of a value across ranks.

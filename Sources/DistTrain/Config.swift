@@ -64,6 +64,9 @@ public struct TrainConfig: Equatable, Sendable {
         public var maxSteps = 0
         /// Rows per forward pass when evaluating the test set.
         public var evalBatch = 500
+        /// Micro-batches per rank whose gradients are summed before one allreduce and one
+        /// optimizer step: the same result as one local batch, in 1/accumulate the memory.
+        public var accumulate = 1
         public init() {}
     }
 
@@ -83,6 +86,13 @@ public struct TrainConfig: Equatable, Sendable {
         public var blasThreads = 0
         /// Compare a parameter checksum across ranks every this many steps (0: off).
         public var checksumEvery = 0
+        /// "overlap": gradient buckets reduced with MPI_Iallreduce while backward runs;
+        /// "single": one blocking MPI_Allreduce after backward.
+        public var allreduce: AllreduceMode = .overlap
+        /// Target bucket size for "overlap", in MiB of float32 gradients.
+        public var bucketMB: Double = 1
+        /// "fp32", or "bf16" to send gradients as bfloat16 (added in float32).
+        public var wire: WirePrecision = .fp32
         public init() {}
     }
 
@@ -151,13 +161,14 @@ extension TrainConfig {
             if let v = try o.double("eps", min: 0, exclusiveMin: true) { optimizer.eps = v }
         }
         if let t = try root.section("training") {
-            try t.only(["epochs", "global_batch", "seed", "kl_weight", "max_steps", "eval_batch"])
+            try t.only(["epochs", "global_batch", "seed", "kl_weight", "max_steps", "eval_batch", "accumulate"])
             if let v = try t.int("epochs", min: 1) { training.epochs = v }
             if let v = try t.int("global_batch", min: 1) { training.globalBatch = v }
             if let v = try t.int("seed", min: 0) { training.seed = v }
             if let v = try t.double("kl_weight", min: 0) { training.klWeight = v }
             if let v = try t.int("max_steps", min: 0) { training.maxSteps = v }
             if let v = try t.int("eval_batch", min: 1) { training.evalBatch = v }
+            if let v = try t.int("accumulate", min: 1, max: 1 << 20) { training.accumulate = v }
         }
         if let o = try root.section("output") {
             try o.only(["dir", "grid_every", "checkpoint_every_steps", "keep_checkpoints"])
@@ -170,9 +181,22 @@ extension TrainConfig {
             if let v = try o.int("keep_checkpoints", min: 1) { output.keepCheckpoints = v }
         }
         if let r = try root.section("runtime") {
-            try r.only(["blas_threads", "checksum_every"])
+            try r.only(["blas_threads", "checksum_every", "allreduce", "bucket_mb", "wire"])
             if let v = try r.int("blas_threads", min: 0, max: 1024) { runtime.blasThreads = v }
             if let v = try r.int("checksum_every", min: 0) { runtime.checksumEvery = v }
+            if let v = try r.string("allreduce") {
+                guard let m = AllreduceMode(rawValue: v) else {
+                    throw ConfigError.invalidValue(field: "runtime.allreduce", reason: "must be \"overlap\" or \"single\", got \"\(v)\"")
+                }
+                runtime.allreduce = m
+            }
+            if let v = try r.double("bucket_mb", min: 0, exclusiveMin: true) { runtime.bucketMB = v }
+            if let v = try r.string("wire") {
+                guard let w = WirePrecision(rawValue: v) else {
+                    throw ConfigError.invalidValue(field: "runtime.wire", reason: "must be \"fp32\" or \"bf16\", got \"\(v)\"")
+                }
+                runtime.wire = w
+            }
         }
     }
 
@@ -208,6 +232,7 @@ extension TrainConfig {
                 ("epochs", .number(Double(training.epochs))), ("global_batch", .number(Double(training.globalBatch))),
                 ("seed", .number(Double(training.seed))), ("kl_weight", .number(training.klWeight)),
                 ("max_steps", .number(Double(training.maxSteps))), ("eval_batch", .number(Double(training.evalBatch))),
+                ("accumulate", .number(Double(training.accumulate))),
             ])),
             ("output", .object([
                 ("dir", .string(output.dir)), ("grid_every", .number(Double(output.gridEvery))),
@@ -217,6 +242,9 @@ extension TrainConfig {
             ("runtime", .object([
                 ("blas_threads", .number(Double(runtime.blasThreads))),
                 ("checksum_every", .number(Double(runtime.checksumEvery))),
+                ("allreduce", .string(runtime.allreduce.rawValue)),
+                ("bucket_mb", .number(runtime.bucketMB)),
+                ("wire", .string(runtime.wire.rawValue)),
             ])),
         ])
     }

@@ -60,6 +60,39 @@ public final class MPICommunicator: Communicator {
         return handle
     }
 
+    public func startAllreduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) -> Int {
+        if size == 1 || count == 0 { return -1 }
+        precondition(pending < requests.count, "too many outstanding reductions")
+        let handle = pending
+        requests.withUnsafeMutableBufferPointer { r in
+            _ = MPI_Iallreduce(shim_in_place(), buffer, Int32(count), shim_uint16(), MPICommunicator.bf16Sum, comm, r.baseAddress! + handle)
+        }
+        pending += 1
+        return handle
+    }
+
+    /// MPI_SUM for bfloat16 stored as UInt16: widen to float32, add, round to nearest even.
+    static let bf16Sum: MPI_Op? = {
+        var op: MPI_Op? = nil
+        MPI_Op_create({ input, inout_, length, _ in
+            guard let input, let inout_, let length else { return }
+            let a = input.assumingMemoryBound(to: UInt16.self)
+            let b = inout_.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<Int(length.pointee) {
+                b[i] = BFloat16.round(BFloat16.widen(a[i]) + BFloat16.widen(b[i]))
+            }
+        }, 1, &op)
+        return op
+    }()
+
+    public func progress() {
+        if pending == 0 { return }
+        var done: Int32 = 0
+        requests.withUnsafeMutableBufferPointer { r in
+            _ = MPI_Testall(Int32(pending), r.baseAddress!, &done, shim_statuses_ignore())
+        }
+    }
+
     public func waitAll() {
         if pending == 0 { return }
         requests.withUnsafeMutableBufferPointer { r in

@@ -7,11 +7,14 @@ import Glibc
 public enum RunDirectoryError: Error, CustomStringConvertible {
     case cannotCreate(path: String, reason: String)
     case cannotWrite(path: String, reason: String)
+    case holdsAnotherRun(path: String)
 
     public var description: String {
         switch self {
         case let .cannotCreate(path, reason): return "output directory \(path): cannot create: \(reason)"
         case let .cannotWrite(path, reason): return "output directory \(path): cannot write: \(reason)"
+        case let .holdsAnotherRun(path):
+            return "output directory \(path) already holds a run: pass --resume to continue it, or choose another --out"
         }
     }
 }
@@ -32,6 +35,9 @@ public struct RunDirectory {
     public var checkpoints: String { path + "/checkpoints" }
     public var grids: String { path + "/grids" }
     public var metrics: String { path + "/metrics.jsonl" }
+
+    /// True when a run has written here before (metrics or a checkpoint).
+    public var holdsRun: Bool { FileBytes.exists(metrics) || pointer("latest") != nil }
 
     /// Creates the directory tree and proves it writable.
     public func prepare() throws {

@@ -11,7 +11,7 @@ public enum ThreadPlan {
         let allowed = allowedCPUs()
         let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         // A rank bound to a subset of cores uses those; an unbound rank shares the host.
-        if allowed < online { return max(1, allowed) }
+        if allowed < online { return max(1, min(allowed, online / max(ranksOnHost, 1))) }
         return max(1, online / max(ranksOnHost, 1))
     }
 

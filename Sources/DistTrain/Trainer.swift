@@ -26,6 +26,32 @@ public struct EpochReport: Sendable {
     public var test: BatchLoss
     public var samplesPerSecond: Double
     public var seconds: Double
+    /// Where the epoch's time went (rank 0's clock).
+    public var times: PhaseTimes
+}
+
+/// Seconds spent in each phase of training steps, summed over `steps` steps.
+public struct PhaseTimes: Sendable {
+    public var data = 0.0
+    public var forward = 0.0
+    public var backward = 0.0
+    /// Waiting for the gradient sum after backward (the part communication did not overlap).
+    public var allreduce = 0.0
+    public var optimizer = 0.0
+    /// Test-set evaluation at the epoch end.
+    public var eval = 0.0
+    public var steps = 0
+
+    public init() {}
+
+    /// Milliseconds per step of each step phase, for metrics.jsonl.
+    public var json: JSON {
+        let n = Double(max(steps, 1)) / 1000
+        func ms(_ x: Double) -> JSON { .number((x / n * 1000).rounded() / 1000) }
+        return .object([("data", ms(data)), ("forward", ms(forward)), ("backward", ms(backward)),
+                        ("allreduce_wait", ms(allreduce)), ("optimizer", ms(optimizer)),
+                        ("eval_seconds", .number((eval * 1000).rounded() / 1000))])
+    }
 }
 
 /// Data-parallel training of one VAE: every rank runs this with the same config.
@@ -55,6 +81,9 @@ public final class Trainer {
     let run: RunDirectory
     let klWeight: Float
     let seed: UInt64
+    let reducer: GradientReducer
+    /// Time spent in each phase of the steps of the epoch in progress.
+    public private(set) var times = PhaseTimes()
 
     /// Loads data, builds the model and agrees on everything across ranks. Every failure here
     /// stops all ranks with the failing rank's message.
@@ -114,8 +143,20 @@ public final class Trainer {
         grads = FloatBuffer(count: count + 2)
         adam = Adam(count: count, lr: Float(config.optimizer.lr), beta1: Float(config.optimizer.beta1),
                     beta2: Float(config.optimizer.beta2), eps: Float(config.optimizer.eps))
+        let accumulate = config.training.accumulate
+        let smallest = batchPlan.localBatch(world - 1)
+        try comm.collectively {
+            guard accumulate <= smallest else {
+                throw ConfigError.invalidValue(field: "training.accumulate", reason: "(\(accumulate)) exceeds the smallest local batch (\(smallest)): each micro-batch needs at least one sample")
+            }
+        }
+        let microBatch = (localBatch + accumulate - 1) / accumulate
         workspace = VAEWorkspace(architecture: model.architecture,
-                                 capacity: max(localBatch, min(config.training.evalBatch, max(test.count, 1))))
+                                 capacity: max(microBatch, min(config.training.evalBatch, max(test.count, 1))))
+        reducer = GradientReducer(comm: comm, buffer: grads.base, parameterCount: count, extraCount: 2,
+                                  layerStarts: model.backwardBoundaries, mode: config.runtime.allreduce,
+                                  precision: config.runtime.wire,
+                                  bucketFloats: max(1, Int(config.runtime.bucketMB * 1_048_576 / 4)))
         state.worldSize = world
         state.seed = config.training.seed
         state.configHash = Fingerprint.hash(config.json.serialized)
@@ -132,6 +173,8 @@ public final class Trainer {
         }
         let resumedStep = resumeDir == nil ? nil : state.globalStep
         try comm.onRoot {
+            // A fresh run never mixes its metrics or checkpoints into an earlier run's.
+            if resumedStep == nil && run.holdsRun { throw RunDirectoryError.holdsAnotherRun(path: run.path) }
             try run.prepare()
             if let step = resumedStep {
                 try run.truncateMetrics(afterStep: step)
@@ -210,6 +253,7 @@ public final class Trainer {
             let started = Clock.now()
             let order = sampler.order(epoch: state.epoch)
             let firstStep = state.stepInEpoch
+            times = PhaseTimes()
             while state.stepInEpoch < steps && !(maxSteps > 0 && state.globalStep >= maxSteps) {
                 let loss = try step(order: order)
                 state.globalStep += 1
@@ -223,11 +267,13 @@ public final class Trainer {
                 }
             }
             let completed = state.stepInEpoch == steps
+            var evalStart = Clock.now()
             let testLoss = evaluate()
+            times.eval += Clock.lap(&evalStart)
             let trainLoss = BatchLoss(bce: state.epochBCE, kl: state.epochKL, rows: state.epochSamples)
             let samples = (state.stepInEpoch - firstStep) * plan.globalBatch
             let report = EpochReport(epoch: state.epoch + 1, step: state.globalStep, train: trainLoss, test: testLoss,
-                                     samplesPerSecond: 0, seconds: 0)
+                                     samplesPerSecond: 0, seconds: 0, times: times)
             if completed {
                 state.epoch += 1
                 state.stepInEpoch = 0
@@ -245,31 +291,51 @@ public final class Trainer {
         }
     }
 
-    /// One synchronized optimizer step on this rank's next local batch.
+    /// One synchronized optimizer step on this rank's next local batch (in `accumulate`
+    /// micro-batches): forward and backward, gradients summed across ranks (in buckets that
+    /// start while backward still runs, in overlap mode), then the same Adam update everywhere.
     @inline(__always)
     func step(order: [Int32]) throws -> BatchLoss {
         let a = model.architecture
         let b = localBatch
-        let base = state.stepInEpoch * b
-        order.withUnsafeBufferPointer { o in
-            for r in 0..<b { train.fill(workspace, row: r, local: Int(o[base + r]), architecture: a) }
+        let micro = config.training.accumulate
+        let scale = 1 / Float(plan.globalBatch)
+        let key = GaussianNoise.key(seed: seed, stream: NoiseStream.train, counter: UInt64(state.globalStep))
+        let poisoned = options.poisonGradient.map { $0.rank == comm.rank && $0.step == state.globalStep } ?? false
+        var bce = 0.0, kl = 0.0
+        var first = state.stepInEpoch * b
+        var t = Clock.now()
+        for m in 0..<micro {
+            let rows = b / micro + (m < b % micro ? 1 : 0)
+            order.withUnsafeBufferPointer { o in
+                for r in 0..<rows { train.fill(workspace, row: r, local: Int(o[first + r]), architecture: a) }
+            }
+            GaussianNoise.fill(workspace.eps.base, rows: rows, dim: a.latent, ids: workspace.ids, key: key)
+            times.data += Clock.lap(&t)
+            let loss = model.forwardForTraining(params.base, workspace, rows: rows, scale: scale)
+            if poisoned && m == 0 { workspace.logits.base[0] = .nan }  // debug: --poison-gradient
+            times.forward += Clock.lap(&t)
+            let last = m == micro - 1
+            if last { reducer.begin() }
+            model.backward(params.base, grads.base, workspace, rows: rows, scale: scale, beta: klWeight,
+                           accumulate: m > 0) { offset in if last { reducer.finished(upTo: offset) } }
+            times.backward += Clock.lap(&t)
+            bce += loss.bce
+            kl += loss.kl
+            first += rows
         }
-        GaussianNoise.fill(workspace.eps.base, rows: b, dim: a.latent, ids: workspace.ids,
-                           key: GaussianNoise.key(seed: seed, stream: NoiseStream.train, counter: UInt64(state.globalStep)))
-        let local = model.lossAndGradient(params.base, grads.base, workspace, rows: b,
-                                          scale: 1 / Float(plan.globalBatch), beta: klWeight, accumulate: false)
         let p = params.count
-        grads.base[p] = Float(local.bce)
-        grads.base[p + 1] = Float(local.kl)
-        if let poison = options.poisonGradient, poison.rank == comm.rank, poison.step == state.globalStep {
-            grads.base[p / 2] = .nan
-        }
-        comm.allreduceSum(grads.base, count: p + 2)
+        grads.base[p] = Float(bce)
+        grads.base[p + 1] = Float(kl)
+        reducer.complete()
+        times.allreduce += Clock.lap(&t)
         // Every rank holds the same sums now, so every rank takes this branch at the same step.
         if !Numerics.allFinite(grads.base, count: p + 2) {
             throw SharedFailure(message: "non-finite \(nonFiniteTensor()) at step \(state.globalStep + 1) (epoch \(state.epoch + 1)); stopped before the update, last checkpoint kept")
         }
         adam.update(params.base, grads.base, count: p)
+        times.optimizer += Clock.lap(&t)
+        times.steps += 1
         return BatchLoss(bce: Double(grads.base[p]), kl: Double(grads.base[p + 1]), rows: plan.globalBatch)
     }
 
@@ -366,6 +432,7 @@ public final class Trainer {
             ("global_batch", .number(Double(plan.globalBatch))),
             ("lr", .number(config.optimizer.lr)),
             ("kl_weight", .number(beta)),
+            ("step_ms", r.times.json),
             ("time", .number((Clock.wall() * 1000).rounded() / 1000)),
         ])
     }
@@ -401,6 +468,14 @@ public enum Clock {
         var t = timespec()
         clock_gettime(CLOCK_MONOTONIC, &t)
         return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+
+    /// Seconds since `t`, and moves `t` to now.
+    @inline(__always)
+    public static func lap(_ t: inout Double) -> Double {
+        let n = now()
+        defer { t = n }
+        return n - t
     }
 
     public static func wall() -> Double {

@@ -21,7 +21,8 @@ struct DistTrainCommand: ParsableCommand {
         run directory: metrics.jsonl, grids/epoch-NNN.png and checkpoints/.
         """,
         version: "0.1.0",
-        subcommands: [TrainCommand.self],
+        subcommands: [TrainCommand.self, GenerateCommand.self, StyleCommand.self, ReconstructCommand.self,
+                      EvalCommand.self, ManifoldCommand.self],
         defaultSubcommand: TrainCommand.self
     )
 
@@ -52,6 +53,10 @@ struct DistTrainCommand: ParsableCommand {
             Glibc.exit(1)
         } catch let e as ExitCode {
             Glibc.exit(e.rawValue)
+        } catch where exitCode(for: error) == .success {
+            // `disttrain help ...` and subcommand --help arrive here as a "help requested" error.
+            if Launch.rank == 0 { print(fullMessage(for: error)) }
+            Glibc.exit(0)
         } catch {
             Report.error(Launch.worldSize > 1 ? "rank \(Launch.rank): \(error)" : "\(error)")
             Glibc.exit(1)

@@ -124,15 +124,32 @@ public final class VAE: Sendable {
     /// the gradient of the global batch mean. `accumulate` adds to `grads` instead of overwriting.
     public func lossAndGradient(_ p: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ ws: VAEWorkspace,
                                 rows: Int, scale: Float, beta: Float, accumulate: Bool) -> BatchLoss {
+        let loss = forwardForTraining(p, ws, rows: rows, scale: scale)
+        backward(p, g, ws, rows: rows, scale: scale, beta: beta, accumulate: accumulate) { _ in }
+        return loss
+    }
+
+    /// The forward half of a training step: activations are kept in `ws`, and ws.logits ends
+    /// up holding scale * dL/dlogits (BCE and its gradient share one pass).
+    public func forwardForTraining(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int, scale: Float) -> BatchLoss {
         let arch = architecture
         encode(p, ws, rows: rows)
         let kl = sampleLatent(ws, rows: rows)
         decode(p, ws, rows: rows)
-        // ws.logits becomes dL/dlogits here.
         let bce = BinaryCrossEntropy.evaluate(logits: ws.logits.base, targets: ws.encoderInput.base,
                                               targetStride: arch.encoderInputWidth, rows: rows,
                                               width: arch.inputDim, gradientScale: scale, rowLoss: ws.rowBCE.base)
+        return BatchLoss(bce: bce, kl: kl, rows: rows)
+    }
 
+    /// The backward half: from ws.logits (already dL/dlogits) down to the first layer.
+    /// Layers finish in reverse memory order; after each, `finished(offset)` reports that every
+    /// gradient at or above `offset` in the flat buffer is final, so a caller can start
+    /// reducing those while the rest is computed.
+    @inline(__always)
+    public func backward(_ p: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ ws: VAEWorkspace,
+                         rows: Int, scale: Float, beta: Float, accumulate: Bool, finished: (Int) -> Void) {
+        let arch = architecture
         // Decoder, top down. dy and dx alternate between the two scratch buffers.
         var dy = ws.logits.base
         var spare = ws.scratchA.base, other = ws.scratchB.base
@@ -145,6 +162,7 @@ public final class VAE: Sendable {
                 arch.activation.backward(dy, outputs: ws.decoderHidden[index].base, count: rows * layer.outFeatures)
             }
             layer.backward(p, grads: g, x: x, dy: dy, dx: dx, rows: rows, accumulate: accumulate)
+            finished(layer.weightOffset)
             if !isFirst { dy = dx; swap(&spare, &other) }
         }
 
@@ -163,10 +181,14 @@ public final class VAE: Sendable {
             }
             let dx: UnsafeMutablePointer<Float>? = isFirst ? nil : spare
             layer.backward(p, grads: g, x: x, dy: dy, dx: dx, rows: rows, accumulate: accumulate)
+            finished(layer.weightOffset)
             if let dx { dy = dx; swap(&spare, &other) }
         }
-        return BatchLoss(bce: bce, kl: kl, rows: rows)
     }
+
+    /// Offsets where each layer's block (weights, then bias) starts, in backward order: the
+    /// points at which `backward` reports progress.
+    public var backwardBoundaries: [Int] { (decoderBackward + encoderBackward).map(\.weightOffset) }
 }
 
 /// Preallocated activations and scratch for up to `capacity` rows: a step allocates nothing.

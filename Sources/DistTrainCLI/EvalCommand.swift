@@ -1,0 +1,128 @@
+import ArgumentParser
+import DistTrain
+import Models
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `disttrain eval`: test-set negative ELBO and importance-weighted NLL of a checkpoint.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate a checkpoint on the test set: negative ELBO and importance-weighted NLL, as one JSON object.",
+        discussion: """
+        Prints ONE JSON object on one line of stdout (rank 0 only), with the fields checkpoint \
+        (the directory evaluated), test_samples (COUNT), loss, bce, kl, nll_iw, iw_samples, \
+        posterior_mean, world_size and seconds.
+
+        Over the first COUNT test images (x = pixels / 255, y = the one-hot label), with \
+        BCE(x, p) = -sum over pixels of [x log p + (1 - x) log(1 - p)], computed from the logits \
+        l as max(l, 0) - l x + log(1 + exp(-|l|)), and the encoder's mean and logvar:
+
+          bce  = mean over images of BCE(x, sigmoid(decoder([z | y])))
+          kl   = mean over images of KL(N(mean, exp(logvar)) || N(0, I))
+                 = -1/2 sum_j (1 + logvar_j - mean_j^2 - exp(logvar_j))
+          loss = bce + kl   (the negative ELBO per image in nats, unweighted by training.kl_weight)
+
+        z = mean + exp(logvar / 2) eps with one eps ~ N(0, I) per image, keyed by (--seed, image \
+        index), as in training. With --posterior-mean, z = mean (eps = 0): loss is then \
+        deterministic and equals, exactly as another tool can recompute it, the mean over the \
+        first COUNT test images of [sum over pixels of BCE(x, sigmoid(decoder([mean | onehot]))) \
+        + KL(N(mean, exp(logvar)) || N(0, I))] (for conditioning none the decoder input is just \
+        [mean]; for "decoder" the encoder sees only x). Per-image terms are accumulated in \
+        float64 from the float32 network outputs.
+
+          nll_iw = mean over images of -(logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K)
+
+        with K = --samples draws z_k ~ q(z|x) = N(mean, diag exp(logvar)), log p(x|z) = -BCE \
+        (Bernoulli decoder), p(z) = N(0, I), in float64, K decoder rows per image in batches. \
+        For a CVAE every term is conditioned on y: it estimates -log p(x|y). In expectation it \
+        lies between -log p(x) and the negative ELBO, and decreases towards -log p(x) as K grows. \
+        --samples 0 skips it (nll_iw is null). iw_samples is K.
+
+        Under mpirun the first COUNT images are split into contiguous shards, one per rank, and \
+        the sums are added across ranks; noise is keyed by image index, so the numbers do not \
+        depend on the number of ranks (up to float64 summation order). world_size is the number \
+        of ranks; seconds is the wall time of the whole command on rank 0.
+
+          disttrain eval --checkpoint runs/cvae/checkpoints/best
+          mpirun -n 2 disttrain eval --checkpoint runs/cvae --samples 1000
+          disttrain eval --checkpoint runs/cvae/checkpoints/best --posterior-mean --count 256
+        """
+    )
+
+    @Option(name: .long, help: AnalysisCLI.checkpointHelp)
+    var checkpoint: String
+
+    @Option(name: .long, help: "Importance samples K per test image for nll_iw (0: skip nll_iw).")
+    var samples: Int = 100
+
+    @Option(name: .long, help: "Evaluate the first N test images (default: all of them).")
+    var count: Int?
+
+    @Flag(name: .customLong("posterior-mean"), help: "Use z = posterior mean (eps = 0) for loss, bce and kl: deterministic, reproducible by other tools.")
+    var posteriorMean = false
+
+    @Option(name: .long, help: "Seed of the ELBO noise and of the importance samples.")
+    var seed: Int = 0
+
+    @Option(name: .customLong("data-dir"), help: AnalysisCLI.dataDirHelp)
+    var dataDir: String = "data/mnist"
+
+    @Option(name: .long, help: "OpenBLAS threads per rank (0: CPUs of this host / ranks on this host).")
+    var threads: Int = 0
+
+    func validate() throws {
+        if samples < 0 || samples > 100_000 { throw ValidationError("--samples must be between 0 and 100000, got \(samples)") }
+        if let c = count, c < 1 { throw ValidationError("--count must be at least 1, got \(c)") }
+        if seed < 0 { throw ValidationError("--seed must be non-negative, got \(seed)") }
+        if threads < 0 { throw ValidationError("--threads must be non-negative, got \(threads)") }
+    }
+
+    func run() throws {
+        let started = Clock.now()
+        let comm = MPICommunicator.world
+        BLASThreads.set(ThreadPlan.threads(requested: threads, ranksOnHost: comm.localSize))
+        let rank = comm.rank, world = comm.size
+        let trained = try comm.collectively { try TrainedModel(checkpoint: checkpoint) }
+        let a = trained.architecture
+        let files = MNISTFiles(dir: dataDir)
+        let wanted = count
+        var total = 0
+        let shard = try comm.collectively {
+            try files.test(classes: a.classes) { available in
+                let n = wanted ?? available
+                guard n <= available else {
+                    throw AnalysisError.countTooLarge(what: "--count", count: n, available: available, path: files.testImages)
+                }
+                total = n
+                return (n * rank / world)..<(n * (rank + 1) / world)
+            }
+        }
+        try comm.collectively {
+            guard shard.inputDim == a.inputDim else {
+                throw AnalysisError.imageSize(path: files.testImages, pixels: shard.inputDim, modelPixels: a.inputDim)
+            }
+        }
+        let mine = Evaluation.run(model: trained.model, params: trained.params.base, shard: shard, samples: samples,
+                                  posteriorMean: posteriorMean, seed: UInt64(seed))
+        let sums = EvaluationSums(values: comm.sum(mine.values))
+        guard comm.isRoot else { return }
+        let n = Double(max(sums.count, 1))
+        let dir = trained.path.hasSuffix("/model.safetensors") ? String(trained.path.dropLast("/model.safetensors".count)) : trained.path
+        let result: JSON = .object([
+            ("checkpoint", .string(dir)),
+            ("test_samples", .number(Double(total))),
+            ("loss", .number((sums.bce + sums.kl) / n)),
+            ("bce", .number(sums.bce / n)),
+            ("kl", .number(sums.kl / n)),
+            ("nll_iw", samples > 0 ? .number(sums.nllIW / n) : .null),
+            ("iw_samples", .number(Double(samples))),
+            ("posterior_mean", .bool(posteriorMean)),
+            ("world_size", .number(Double(world))),
+            ("seconds", .number(((Clock.now() - started) * 1000).rounded() / 1000)),
+        ])
+        print(result.serialized)
+        fflush(stdout)
+    }
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Builds a disttrain VAE/CVAE in PyTorch and saves it in disttrain's model.safetensors layout.
+
+usage: export_from_pytorch.py OUT [--seed S] [--conditioning both|decoder|none]
+                              [--encoder-hidden 512,512] [--decoder-hidden 512,512] [--latent 16]
+                              [--classes 10] [--input-dim 784] [--activation relu|leaky_relu]
+                              [--leaky-slope 0.2] [--from CHECKPOINT]
+
+OUT is a file path, or a directory that gets OUT/model.safetensors. The module is the one
+in load_in_pytorch.py, initialized by nn.Linear's defaults after torch.manual_seed(S) (or
+with the weights of --from, any checkpoint load_in_pytorch.py reads: a round trip). The file
+holds, like disttrain's own checkpoints: `__metadata__` {"format": "disttrain.vae.v1",
+"config": "<architecture JSON>"}, then every tensor as little-endian F32 in nn.Linear
+convention ([out, in] weights), the header padded with spaces to an 8-byte boundary, so
+`disttrain train --init-from OUT` can start from it. The file is written atomically and read
+back before the script reports success.
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from load_in_pytorch import FORMAT, DisttrainVAE, load_model, read_safetensors, resolve_checkpoint  # noqa: E402
+
+
+def architecture_json(config):
+    """The metadata "config" string, with the keys and explanations disttrain writes."""
+    ordered = {
+        "input_dim": int(config["input_dim"]),
+        "classes": int(config["classes"]),
+        "conditioning": config["conditioning"],
+        "encoder_hidden": [int(h) for h in config["encoder_hidden"]],
+        "decoder_hidden": [int(h) for h in config["decoder_hidden"]],
+        "latent": int(config["latent"]),
+        "activation": config["activation"],
+        "leaky_slope": float(config.get("leaky_slope", 0)) if config["activation"] == "leaky_relu" else 0,
+        "encoder_input": "[pixels/255 | one-hot label] (label only when conditioning is both)",
+        "decoder_input": "[z | one-hot label] (label unless conditioning is none)",
+    }
+    return json.dumps(ordered, separators=(",", ":"))
+
+
+def write_safetensors(path, tensors, metadata):
+    """tensors: name -> torch tensor (written as little-endian float32, in this order)."""
+    header = {"__metadata__": dict(metadata)}
+    blobs, offset = [], 0
+    for name, tensor in tensors.items():
+        blob = tensor.detach().cpu().contiguous().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensor.shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * ((8 - (8 + len(text)) % 8) % 8)  # data starts 8-byte aligned
+    temp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(temp, "wb") as f:
+            f.write(struct.pack("<Q", len(text)))
+            f.write(text)
+            for blob in blobs:
+                f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def hidden_list(text):
+    try:
+        widths = [int(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of widths")
+    if any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"{text!r}: widths must be at least 1")
+    return widths
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out", help="output file, or directory for model.safetensors")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--conditioning", choices=["both", "decoder", "none"], default="both")
+    parser.add_argument("--encoder-hidden", type=hidden_list, default=[512, 512])
+    parser.add_argument("--decoder-hidden", type=hidden_list, default=[512, 512])
+    parser.add_argument("--latent", type=int, default=16)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--input-dim", type=int, default=784)
+    parser.add_argument("--activation", choices=["relu", "leaky_relu"], default="relu")
+    parser.add_argument("--leaky-slope", type=float, default=0.2)
+    parser.add_argument("--from", dest="source", help="copy the weights (and architecture) of this checkpoint")
+    args = parser.parse_args()
+
+    if args.source:
+        model, _ = load_model(resolve_checkpoint(args.source))
+        config = model.config
+    else:
+        if min(args.latent, args.classes, args.input_dim) < 1:
+            parser.error("--latent, --classes and --input-dim must be at least 1")
+        config = {"input_dim": args.input_dim, "classes": args.classes, "conditioning": args.conditioning,
+                  "encoder_hidden": args.encoder_hidden, "decoder_hidden": args.decoder_hidden,
+                  "latent": args.latent, "activation": args.activation, "leaky_slope": args.leaky_slope}
+        torch.manual_seed(args.seed)
+        model = DisttrainVAE(config)
+
+    out = args.out
+    if os.path.isdir(out) or out.endswith("/"):
+        os.makedirs(out, exist_ok=True)
+        out = os.path.join(out, "model.safetensors")
+    state = model.state_dict()
+    metadata = {"format": FORMAT, "config": architecture_json(config),
+                "exported_by": f"examples/export_from_pytorch.py (torch {torch.__version__}"
+                               + (f", seed {args.seed})" if not args.source else f", from {args.source})")}
+    write_safetensors(out, state, metadata)
+
+    # Read it back the way disttrain's users would: same names, shapes and values.
+    back, back_meta = read_safetensors(out)
+    if list(back) != list(state) or any(not torch.equal(back[k], state[k].float()) for k in state):
+        print(f"export_from_pytorch: error: {out} does not read back identically", file=sys.stderr)
+        return 1
+    assert back_meta["format"] == FORMAT and json.loads(back_meta["config"])["latent"] == config["latent"]
+    print(json.dumps({"path": out, "tensors": len(state), "parameters": sum(t.numel() for t in state.values()),
+                      "bytes": os.path.getsize(out), "config": json.loads(metadata["config"])}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# PyTorch interop check: disttrain and PyTorch must compute the same deterministic test loss
+# (z = posterior mean) from the same weights, in both directions.
+#
+#   scripts/pytorch-interop.sh CHECKPOINT_DIR [COUNT]      (COUNT test images, default 256)
+#
+#  1. disttrain -> PyTorch: `disttrain eval --checkpoint CHECKPOINT_DIR --posterior-mean
+#     --count COUNT` against examples/load_in_pytorch.py on the same checkpoint.
+#  2. PyTorch -> disttrain: examples/export_from_pytorch.py writes a fresh seeded model; the
+#     same two evaluations of it must agree (so `train --init-from` can start from such a file).
+# Agreement: |loss_pytorch - loss_disttrain| <= 1e-4 * |loss_disttrain|.
+#
+# Uses Debian's python3-torch with /usr/bin/python3, installing it with apt-get when missing;
+# if that is impossible it prints "skipped: python3-torch not installable: <reason>" and exits 0.
+# The binary is $DISTTRAIN (default .build/release/disttrain): build it first.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # disttrain runs as an MPI singleton
+py=/usr/bin/python3
+disttrain=${DISTTRAIN:-.build/release/disttrain}
+
+die() { echo "pytorch-interop: error: $*" >&2; exit 1; }
+skip() { echo "skipped: python3-torch not installable: $*"; exit 0; }
+
+[[ $# -ge 1 && $# -le 2 && $1 != -h && $1 != --help ]] || { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+checkpoint=$1
+count=${2:-256}
+[[ $count =~ ^[1-9][0-9]*$ ]] || die "COUNT must be a positive integer, got '$count'"
+[[ -f $checkpoint/model.safetensors ]] || die "$checkpoint: no model.safetensors (expected a checkpoint directory)"
+[[ -x $disttrain ]] || die "$disttrain: not built (swift build -c release), or set DISTTRAIN"
+
+# --- python3-torch --------------------------------------------------------------------------
+if ! "$py" -c 'import torch, numpy' >/dev/null 2>&1; then
+  command -v apt-get >/dev/null || skip "no apt-get on this machine"
+  [[ $(id -u) == 0 ]] || skip "apt-get needs root (run: sudo apt-get install python3-torch)"
+  echo "pytorch-interop: installing python3-torch with apt-get (about 190 MB to download, 0.8 GB on disk)"
+  log=$(mktemp)
+  start=$SECONDS
+  if ! apt-get update >"$log" 2>&1; then
+    reason=$(grep -E '^(E|W):' "$log" | tail -n 1); rm -f "$log"
+    skip "apt-get update failed: ${reason:-see apt-get update}"
+  fi
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-torch >"$log" 2>&1; then
+    reason=$(grep -E '^E:' "$log" | tail -n 1); rm -f "$log"
+    skip "apt-get install python3-torch failed: ${reason:-see apt-get install}"
+  fi
+  rm -f "$log"
+  echo "pytorch-interop: installed in $((SECONDS - start))s"
+  "$py" -c 'import torch, numpy' || die "python3-torch is installed but '$py -c \"import torch\"' fails"
+fi
+echo "pytorch-interop: $("$py" -c 'import torch; print("torch", torch.__version__)') with $py"
+
+# --- The two evaluations --------------------------------------------------------------------
+field() {  # field JSON NAME: a number from a JSON object
+  "$py" -c 'import json, sys; print(repr(float(json.loads(sys.argv[1])[sys.argv[2]])))' "$1" "$2"
+}
+
+compare() {  # compare LABEL DIR: disttrain eval vs load_in_pytorch.py on DIR
+  local label=$1 dir=$2 out json loss bce kl torch_json
+  if ! out=$("$disttrain" eval --checkpoint "$dir" --posterior-mean --count "$count" 2>&1); then
+    printf '%s\n' "$out" | tail -n 5 >&2
+    die "$label: disttrain eval --checkpoint $dir --posterior-mean --count $count failed"
+  fi
+  json=$(grep -E '^\{' <<<"$out" | tail -n 1)
+  [[ -n $json ]] || die "$label: disttrain eval printed no JSON object: $(tail -n 3 <<<"$out")"
+  loss=$(field "$json" loss) && bce=$(field "$json" bce) && kl=$(field "$json" kl) \
+    || die "$label: disttrain eval's JSON lacks loss, bce or kl: $json"
+  echo "pytorch-interop: $label: disttrain: loss $loss (bce $bce, kl $kl)"
+  if ! torch_json=$("$py" examples/load_in_pytorch.py "$dir" --count "$count" --compare "$loss"); then
+    echo "pytorch-interop: $label: PyTorch:   $torch_json" >&2
+    die "$label: PyTorch and disttrain disagree on $dir"
+  fi
+  echo "pytorch-interop: $label: PyTorch:   loss $(field "$torch_json" loss) (bce $(field "$torch_json" bce), kl $(field "$torch_json" kl))"
+}
+
+compare "disttrain -> PyTorch" "$checkpoint"
+
+exported=$(mktemp -d /tmp/disttrain-interop.XXXXXX)
+trap 'rm -rf "$exported"' EXIT
+"$py" examples/export_from_pytorch.py "$exported" --seed 0 >/dev/null || die "examples/export_from_pytorch.py failed"
+compare "PyTorch -> disttrain" "$exported"
+
+echo "pytorch-interop: passed"
