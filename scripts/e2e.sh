@@ -31,6 +31,13 @@ assert 100 < m["test_loss"] < 300, m
 PY
   # Only rank 0 writes: exactly one checkpoint directory, and no stray files.
   [[ $(ls "$out/checkpoints" | grep -c '^step-') == 1 ]] || fail "$n ranks: unexpected checkpoints"
+  for f in tb curves.svg reconstructions/epoch-001.png; do [[ -e "$out/$f" ]] || fail "$n ranks: missing $f"; done
   echo "e2e: $n ranks ok: $(head -c 200 "$out/metrics.jsonl")"
 done
+# TensorBoard's own reader on the 2-rank run; PyTorch loads the 4-rank run's checkpoint.
+bash scripts/tb-check.sh "$tmp/run2" || fail "tensorboard check"
+bash scripts/pytorch-interop.sh "$tmp/run4/checkpoints/step-00000040" || fail "pytorch interop"
+# --init-from: a run starts from another run's weights (as it would from PyTorch's export).
+timeout 300 "$bin" --config configs/cvae.json --max-steps 1 --epochs 1 --out "$tmp/init" --quiet --log-level warning \
+  --init-from "$tmp/run4/checkpoints/step-00000040/model.safetensors" || fail "--init-from"
 echo "e2e: all runs ok"

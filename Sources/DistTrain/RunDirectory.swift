@@ -35,13 +35,16 @@ public struct RunDirectory {
     public var checkpoints: String { path + "/checkpoints" }
     public var grids: String { path + "/grids" }
     public var metrics: String { path + "/metrics.jsonl" }
+    public var tensorboard: String { path + "/tb" }
+    public var curves: String { path + "/curves.svg" }
+    public var reconstructions: String { path + "/reconstructions" }
 
     /// True when a run has written here before (metrics or a checkpoint).
     public var holdsRun: Bool { FileBytes.exists(metrics) || pointer("latest") != nil }
 
     /// Creates the directory tree and proves it writable.
     public func prepare() throws {
-        for dir in [path, checkpoints, grids] { try RunDirectory.makeDirectories(dir) }
+        for dir in [path, checkpoints, grids, reconstructions] { try RunDirectory.makeDirectories(dir) }
         let probe = path + "/.write-test-\(getpid())"
         guard let f = fopen(probe, "w") else {
             throw RunDirectoryError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
@@ -71,11 +74,13 @@ public struct RunDirectory {
         try AtomicFile.write(text, to: metrics)
     }
 
-    /// Drops metrics lines written after `step` (used on resume, so the file matches the run).
-    public func truncateMetrics(afterStep step: Int) throws {
+    /// Drops metrics lines written after `step`, and the partial line of `openEpoch` (1-based)
+    /// if that epoch will be finished by the resumed run, so the file matches one clean run.
+    public func truncateMetrics(afterStep step: Int, openEpoch: Int? = nil) throws {
         guard let bytes = try? FileBytes.read(metrics) else { return }
         let kept = String(decoding: bytes, as: UTF8.self).split(separator: "\n").filter { line in
             guard let j = try? JSON.parse(String(line)), case let .number(s)? = j["step"] else { return false }
+            if let e = openEpoch, case let .number(epoch)? = j["epoch"], Int(epoch) == e { return false }
             return Int(s) <= step
         }
         try AtomicFile.write(Array(kept.map { $0 + "\n" }.joined().utf8), to: metrics)

@@ -14,6 +14,11 @@ public struct TrainOptions: Sendable {
     public var poisonGradient: (rank: Int, step: Int)?
     /// Print per-epoch lines on stdout (rank 0).
     public var printEpochs = true
+    /// Start from these weights (a safetensors file in disttrain's layout, e.g. written by
+    /// PyTorch) instead of a fresh initialization. Optimizer state starts fresh.
+    public var initFrom: String?
+    /// Write TensorBoard event files to RUN/tb (rank 0).
+    public var tensorboard = true
 
     public init() {}
 }
@@ -82,6 +87,7 @@ public final class Trainer {
     let klWeight: Float
     let seed: UInt64
     let reducer: GradientReducer
+    var events: TensorBoardWriter?
     /// Time spent in each phase of the steps of the epoch in progress.
     public private(set) var times = PhaseTimes()
 
@@ -168,18 +174,31 @@ public final class Trainer {
         if let dir = resumeDir {
             try restore(from: dir)
         } else {
-            if comm.isRoot { model.initialize(params.base, seed: seed) }
+            let initFrom = options.initFrom
+            try comm.onRoot {
+                if let file = initFrom {
+                    try Checkpoint.readModel(model, into: params.base, from: file)
+                } else {
+                    model.initialize(params.base, seed: seed)
+                }
+            }
             comm.broadcast(params.base, count: count, root: 0)
         }
         let resumedStep = resumeDir == nil ? nil : state.globalStep
+        let openEpoch = state.stepInEpoch > 0 ? state.epoch + 1 : nil
         try comm.onRoot {
             // A fresh run never mixes its metrics or checkpoints into an earlier run's.
             if resumedStep == nil && run.holdsRun { throw RunDirectoryError.holdsAnotherRun(path: run.path) }
             try run.prepare()
             if let step = resumedStep {
-                try run.truncateMetrics(afterStep: step)
+                try run.truncateMetrics(afterStep: step, openEpoch: openEpoch)
             } else {
                 try AtomicFile.write(Array(config.json.pretty.utf8), to: run.path + "/config.json")
+            }
+            if options.tensorboard {
+                events = try TensorBoardWriter(directory: run.tensorboard)
+                // A resumed run tells TensorBoard to drop what was logged after the checkpoint.
+                if let step = resumedStep { try events?.sessionStart(step: step + 1) }
             }
         }
     }
@@ -285,7 +304,11 @@ public final class Trainer {
             finished.seconds = Clock.now() - started
             finished.samplesPerSecond = Double(samples) / max(finished.seconds, 1e-9)
             reports.append(finished)
-            try comm.onRoot { try run.appendMetrics(metricsLine(finished)) }
+            try comm.onRoot {
+                try run.appendMetrics(metricsLine(finished))
+                try LearningCurves.write(metricsPath: run.metrics, to: run.curves)
+                try logEvents(finished)
+            }
             if comm.isRoot && options.printEpochs { print(consoleLine(finished)); fflush(stdout) }
             if !completed { break }
         }
@@ -384,7 +407,14 @@ public final class Trainer {
         try comm.onRoot {
             if every > 0 && (report.epoch % every == 0 || report.epoch == config.training.epochs) {
                 let grid = Generator(model: model, params: params.base).labelGrid(cols: 10, seed: seed)
-                try ImageGrid(rows: model.architecture.classes, cols: 10).writePNG(grid, to: run.grids + "/epoch-\(pad(report.epoch, 3)).png")
+                let layout = ImageGrid(rows: model.architecture.classes, cols: 10)
+                let path = run.grids + "/epoch-\(pad(report.epoch, 3)).png"
+                try layout.writePNG(grid, to: path)
+                try events?.image("grid/generation", png: try FileBytes.read(path), width: layout.width, height: layout.height,
+                                  channels: 1, step: report.step)
+                // Fixed test images (rank 0's shard) beside their reconstructions.
+                try writeReconstructionGrid(model: model, params: params.base, shard: test, count: min(20, test.count),
+                                            to: run.reconstructions + "/epoch-\(pad(report.epoch, 3)).png")
             }
         }
         try saveCheckpoint(testLoss: testMean)
@@ -412,6 +442,20 @@ public final class Trainer {
             state.bestTestLoss = t
             state.bestCheckpoint = RunDirectory.checkpointName(step: state.globalStep)
         }
+    }
+
+    /// TensorBoard scalars for one epoch, against the global step.
+    func logEvents(_ r: EpochReport) throws {
+        guard let tb = events else { return }
+        let beta = Double(klWeight)
+        let n = Double(max(r.train.rows, 1)), m = Double(max(r.test.rows, 1))
+        try tb.scalar("loss/train", r.train.total(beta: beta) / n, step: r.step)
+        try tb.scalar("loss/test", r.test.total(beta: beta) / m, step: r.step)
+        try tb.scalar("loss/train_bce", r.train.bce / n, step: r.step)
+        try tb.scalar("loss/train_kl", r.train.kl / n, step: r.step)
+        try tb.scalar("throughput/samples_per_s", r.samplesPerSecond, step: r.step)
+        try tb.scalar("optimizer/lr", config.optimizer.lr, step: r.step)
+        try tb.flush()
     }
 
     func metricsLine(_ r: EpochReport) -> JSON {

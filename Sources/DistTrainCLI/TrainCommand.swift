@@ -45,6 +45,12 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("resume-from"), help: ArgumentHelp("Continue from this checkpoint directory.", valueName: "dir"))
     var resumeFrom: String?
 
+    @Option(name: .customLong("init-from"), help: ArgumentHelp("Start from the weights in this model.safetensors (disttrain's tensor names, e.g. exported from PyTorch by examples/export_from_pytorch.py) instead of a fresh initialization.", valueName: "file"))
+    var initFrom: String?
+
+    @Flag(name: .customLong("no-tensorboard"), help: "Do not write TensorBoard event files to RUN/tb.")
+    var noTensorboard = false
+
     @Option(name: .customLong("checksum-every"), help: "Debug: compare a parameter checksum across ranks every N steps and stop on drift (0: off).")
     var checksumEvery: Int?
 
@@ -67,6 +73,7 @@ struct TrainCommand: ParsableCommand {
         if let c = checksumEvery, c < 0 { throw ValidationError("--checksum-every must be non-negative, got \(c)") }
         if let o = out, o.isEmpty { throw ValidationError("--out must not be empty") }
         if resume && resumeFrom != nil { throw ValidationError("--resume and --resume-from are exclusive") }
+        if initFrom != nil && (resume || resumeFrom != nil) { throw ValidationError("--init-from starts a new run; it cannot be combined with --resume") }
         if poisonGradient != nil && parsePoison() == nil { throw ValidationError("--poison-gradient takes RANK:STEP, e.g. 1:30") }
     }
 
@@ -100,6 +107,8 @@ struct TrainCommand: ParsableCommand {
         options.resumeFrom = resumeFrom
         options.printEpochs = !quiet
         options.poisonGradient = parsePoison()
+        options.initFrom = initFrom
+        options.tensorboard = !noTensorboard
         let trainer = try Trainer(config: config, comm: comm, options: options, logger: log)
         try trainer.fit()
         if comm.isRoot && !quiet, let last = trainer.reports.last {
