@@ -273,8 +273,14 @@ public final class Trainer {
             let order = sampler.order(epoch: state.epoch)
             let firstStep = state.stepInEpoch
             times = PhaseTimes()
+            let live = comm.isRoot && options.printEpochs && isatty(STDOUT_FILENO) == 1
+            var lastShown = started
             while state.stepInEpoch < steps && !(maxSteps > 0 && state.globalStep >= maxSteps) {
                 let loss = try step(order: order)
+                if live && Clock.now() - lastShown > 0.25 {
+                    lastShown = Clock.now()
+                    showProgress(steps: steps, firstStep: firstStep, started: started, next: loss)
+                }
                 state.globalStep += 1
                 state.stepInEpoch += 1
                 state.epochBCE += loss.bce
@@ -309,7 +315,12 @@ public final class Trainer {
                 try LearningCurves.write(metricsPath: run.metrics, to: run.curves)
                 try logEvents(finished)
             }
-            if comm.isRoot && options.printEpochs { print(consoleLine(finished)); fflush(stdout) }
+            if comm.isRoot && options.printEpochs {
+                // On a terminal, replace the live progress line.
+                if isatty(STDOUT_FILENO) == 1 { print("\r\u{1B}[K", terminator: "") }
+                print(consoleLine(finished))
+                fflush(stdout)
+            }
             if !completed { break }
         }
     }
@@ -370,6 +381,18 @@ public final class Trainer {
             return "gradient of \(slot.name)"
         }
         return "gradient"
+    }
+
+    /// The live line on a terminal: step, running loss, throughput, time left in the epoch.
+    func showProgress(steps: Int, firstStep: Int, started: Double, next: BatchLoss) {
+        let done = state.stepInEpoch - firstStep
+        let elapsed = Clock.now() - started
+        let rate = Double(done * plan.globalBatch) / max(elapsed, 1e-9)
+        let eta = Double(steps - state.stepInEpoch) * elapsed / Double(max(done, 1))
+        let loss = (state.epochBCE + Double(klWeight) * state.epochKL) / Double(max(state.epochSamples, 1))
+        print("\r\u{1B}[Kepoch \(state.epoch + 1)/\(config.training.epochs)  step \(state.stepInEpoch)/\(steps)  "
+              + "loss \(fmt(loss))  \(Int(rate.rounded())) samples/s  ETA \(fmt(eta, 1))s", terminator: "")
+        fflush(stdout)
     }
 
     /// Debug drift check: every `checksum_every` steps all ranks compare parameter checksums.
