@@ -114,6 +114,7 @@ public enum ModelMetadata {
             ("latent", .number(Double(a.latent))),
             ("activation", .string(activation)),
             ("leaky_slope", .number(slope)),
+            ("latent_kind", .string(a.latentKind.rawValue)),  // [gumbel]
             ("encoder_input", "[pixels/255 | one-hot label] (label only when conditioning is both)"),
             ("decoder_input", "[z | one-hot label] (label unless conditioning is none)"),
         ])
@@ -139,10 +140,16 @@ public enum ModelMetadata {
               case let .string(act)? = j["activation"] else { throw CheckpointError.notDisttrain(path: path) }
         var slope: Float = 0
         if case let .number(s)? = j["leaky_slope"] { slope = Float(s) }
+        // [gumbel] Absent in older checkpoints: those are Gaussian.
+        var latentKind = LatentKind.gaussian
+        if let k = j["latent_kind"] {
+            guard case let .string(s) = k, let parsed = LatentKind(rawValue: s) else { throw CheckpointError.notDisttrain(path: path) }
+            latentKind = parsed
+        }
         return VAEArchitecture(inputDim: try int("input_dim"), classes: try int("classes"),
                                encoderHidden: try ints("encoder_hidden"), decoderHidden: try ints("decoder_hidden"),
                                latent: try int("latent"), activation: act == "leaky_relu" ? .leakyReLU(slope: slope) : .relu,
-                               conditioning: conditioning)
+                               conditioning: conditioning, latentKind: latentKind)
     }
 }
 

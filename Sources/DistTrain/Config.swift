@@ -35,6 +35,8 @@ public struct TrainConfig: Equatable, Sendable {
         /// "relu" or "leaky_relu".
         public var activation = "relu"
         public var leakySlope: Double = 0.2
+        /// [gumbel] "gaussian" or "categorical" (Gumbel-softmax; `latent` is then the number of categories).
+        public var latentKind: LatentKind = .gaussian
         public init() {}
     }
 
@@ -67,6 +69,11 @@ public struct TrainConfig: Equatable, Sendable {
         /// Micro-batches per rank whose gradients are summed before one allreduce and one
         /// optimizer step: the same result as one local batch, in 1/accumulate the memory.
         public var accumulate = 1
+        /// [gumbel] Gumbel-softmax temperature schedule (categorical latents only):
+        /// tau = max(tauMin, tauStart * exp(-tauDecay * step)).
+        public var tauStart: Double = 1.0
+        public var tauMin: Double = 0.5
+        public var tauDecay: Double = 3e-5
         public init() {}
     }
 
@@ -127,7 +134,8 @@ extension TrainConfig {
         let root = try FieldReader(json, path: "")
         try root.only(["model", "data", "optimizer", "training", "output", "runtime"])
         if let m = try root.section("model") {
-            try m.only(["conditioning", "encoder_hidden", "decoder_hidden", "latent", "classes", "activation", "leaky_slope"])
+            try m.only(["conditioning", "encoder_hidden", "decoder_hidden", "latent", "classes", "activation", "leaky_slope",
+                        "latent_kind"])
             if let s = try m.string("conditioning") {
                 guard let c = Conditioning(rawValue: s) else {
                     throw ConfigError.invalidValue(field: "model.conditioning", reason: "must be \"both\", \"decoder\" or \"none\", got \"\(s)\"")
@@ -145,6 +153,13 @@ extension TrainConfig {
                 model.activation = s
             }
             if let v = try m.double("leaky_slope", min: 0, max: 1) { model.leakySlope = v }
+            // [gumbel]
+            if let s = try m.string("latent_kind") {
+                guard let k = LatentKind(rawValue: s) else {
+                    throw ConfigError.invalidValue(field: "model.latent_kind", reason: "must be \"gaussian\" or \"categorical\", got \"\(s)\"")
+                }
+                model.latentKind = k
+            }
         }
         if let d = try root.section("data") {
             try d.only(["train_images", "train_labels", "test_images", "test_labels"])
@@ -161,7 +176,8 @@ extension TrainConfig {
             if let v = try o.double("eps", min: 0, exclusiveMin: true) { optimizer.eps = v }
         }
         if let t = try root.section("training") {
-            try t.only(["epochs", "global_batch", "seed", "kl_weight", "max_steps", "eval_batch", "accumulate"])
+            try t.only(["epochs", "global_batch", "seed", "kl_weight", "max_steps", "eval_batch", "accumulate",
+                        "tau_start", "tau_min", "tau_decay"])
             if let v = try t.int("epochs", min: 1) { training.epochs = v }
             if let v = try t.int("global_batch", min: 1) { training.globalBatch = v }
             if let v = try t.int("seed", min: 0) { training.seed = v }
@@ -169,6 +185,10 @@ extension TrainConfig {
             if let v = try t.int("max_steps", min: 0) { training.maxSteps = v }
             if let v = try t.int("eval_batch", min: 1) { training.evalBatch = v }
             if let v = try t.int("accumulate", min: 1, max: 1 << 20) { training.accumulate = v }
+            // [gumbel]
+            if let v = try t.double("tau_start", min: 0, exclusiveMin: true) { training.tauStart = v }
+            if let v = try t.double("tau_min", min: 0, exclusiveMin: true) { training.tauMin = v }
+            if let v = try t.double("tau_decay", min: 0) { training.tauDecay = v }
         }
         if let o = try root.section("output") {
             try o.only(["dir", "grid_every", "checkpoint_every_steps", "keep_checkpoints"])
@@ -205,7 +225,7 @@ extension TrainConfig {
         VAEArchitecture(inputDim: inputDim, classes: model.classes, encoderHidden: model.encoderHidden,
                         decoderHidden: model.decoderHidden, latent: model.latent,
                         activation: model.activation == "leaky_relu" ? .leakyReLU(slope: Float(model.leakySlope)) : .relu,
-                        conditioning: model.conditioning)
+                        conditioning: model.conditioning, latentKind: model.latentKind)
     }
 
     /// The whole config as JSON, in the file's own schema (written into every run directory).
@@ -219,6 +239,7 @@ extension TrainConfig {
                 ("classes", .number(Double(model.classes))),
                 ("activation", .string(model.activation)),
                 ("leaky_slope", .number(model.leakySlope)),
+                ("latent_kind", .string(model.latentKind.rawValue)),  // [gumbel]
             ])),
             ("data", .object([
                 ("train_images", .string(data.trainImages)), ("train_labels", .string(data.trainLabels)),
@@ -233,6 +254,9 @@ extension TrainConfig {
                 ("seed", .number(Double(training.seed))), ("kl_weight", .number(training.klWeight)),
                 ("max_steps", .number(Double(training.maxSteps))), ("eval_batch", .number(Double(training.evalBatch))),
                 ("accumulate", .number(Double(training.accumulate))),
+                // [gumbel]
+                ("tau_start", .number(training.tauStart)), ("tau_min", .number(training.tauMin)),
+                ("tau_decay", .number(training.tauDecay)),
             ])),
             ("output", .object([
                 ("dir", .string(output.dir)), ("grid_every", .number(Double(output.gridEvery))),

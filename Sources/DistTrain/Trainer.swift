@@ -90,6 +90,8 @@ public final class Trainer {
     var events: TensorBoardWriter?
     /// Time spent in each phase of the steps of the epoch in progress.
     public private(set) var times = PhaseTimes()
+    /// [gumbel] Test NMI of argmax q(c|x) against the labels from the last `evaluate()` (categorical models only).
+    public private(set) var lastTestNMI: Double?
 
     /// Loads data, builds the model and agrees on everything across ranks. Every failure here
     /// stops all ranks with the failing rank's message.
@@ -339,6 +341,7 @@ public final class Trainer {
         var bce = 0.0, kl = 0.0
         var first = state.stepInEpoch * b
         var t = Clock.now()
+        workspace.temperature = Temperature.at(step: state.globalStep, config: config)  // [gumbel]
         for m in 0..<micro {
             let rows = b / micro + (m < b % micro ? 1 : 0)
             order.withUnsafeBufferPointer { o in
@@ -412,12 +415,27 @@ public final class Trainer {
         var total = BatchLoss()
         var start = 0
         let key = GaussianNoise.key(seed: seed, stream: NoiseStream.test, counter: UInt64(state.epoch))
+        // [gumbel] temperature, and a K x classes contingency table of argmax q(c|x) vs label.
+        workspace.temperature = Temperature.at(step: state.globalStep, config: config)
+        let categorical = a.latentKind == .categorical
+        var table = [Double](repeating: 0, count: categorical ? a.latent * a.classes : 0)
         while start < test.count {
             let rows = min(workspace.capacity, test.count - start)
             for r in 0..<rows { test.fill(workspace, row: r, local: start + r, architecture: a) }
             GaussianNoise.fill(workspace.eps.base, rows: rows, dim: a.latent, ids: workspace.ids, key: key)
             total += model.loss(params.base, workspace, rows: rows)
+            if categorical {
+                for r in 0..<rows {
+                    let l = workspace.heads.base + r * a.latent
+                    var best = 0
+                    for j in 1..<a.latent where l[j] > l[best] { best = j }
+                    table[best * a.classes + Int(workspace.labels[r])] += 1
+                }
+            }
             start += rows
+        }
+        if categorical {
+            lastTestNMI = Clustering.nmi(contingency: comm.sum(table), rows: a.latent, cols: a.classes)
         }
         let sums = comm.sum([total.bce, total.kl, Double(total.rows)])
         return BatchLoss(bce: sums[0], kl: sums[1], rows: Int(sums[2]))
@@ -499,6 +517,7 @@ public final class Trainer {
             ("global_batch", .number(Double(plan.globalBatch))),
             ("lr", .number(config.optimizer.lr)),
             ("kl_weight", .number(beta)),
+        ] + (lastTestNMI.map { [("test_nmi", JSON.number($0))] } ?? []) + [  // [gumbel]
             ("step_ms", r.times.json),
             ("time", .number((Clock.wall() * 1000).rounded() / 1000)),
         ])
@@ -509,7 +528,8 @@ public final class Trainer {
         let n = Double(max(r.train.rows, 1)), m = Double(max(r.test.rows, 1))
         return "epoch \(pad(r.epoch, 3, " "))/\(config.training.epochs)  step \(pad(r.step, 6, " "))  "
             + "train \(fmt(r.train.total(beta: beta) / n)) (bce \(fmt(r.train.bce / n)), kl \(fmt(r.train.kl / n)))  "
-            + "test \(fmt(r.test.total(beta: beta) / m))  \(Int(r.samplesPerSecond.rounded())) samples/s  \(fmt(r.seconds, 2))s"
+            + "test \(fmt(r.test.total(beta: beta) / m))  " + (lastTestNMI.map { "nmi \(fmt($0))  " } ?? "")  // [gumbel]
+            + "\(Int(r.samplesPerSecond.rounded())) samples/s  \(fmt(r.seconds, 2))s"
     }
 }
 

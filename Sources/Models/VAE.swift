@@ -12,6 +12,7 @@ public final class VAE: Sendable {
     public let layout: ParameterLayout
     public let encoder: [Linear]
     /// Mean and log-variance heads fused: rows 0..<latent are the mean, the rest the log-variance.
+    /// For a categorical latent, the K category logits.
     public let heads: Linear
     public let decoder: [Linear]
     public let output: Linear
@@ -28,7 +29,7 @@ public final class VAE: Sendable {
             enc.append(Linear(inFeatures: width, outFeatures: h, layout: &layout))
             width = h
         }
-        heads = Linear(inFeatures: width, outFeatures: 2 * arch.latent, layout: &layout)
+        heads = Linear(inFeatures: width, outFeatures: arch.headsWidth, layout: &layout)
         width = arch.decoderInputWidth
         var dec: [Linear] = []
         for h in arch.decoderHidden {
@@ -43,10 +44,15 @@ public final class VAE: Sendable {
 
         for (i, l) in enc.enumerated() { l.export(as: "encoder.layers.\(i)", to: &layout) }
         let hidden = heads.inFeatures, latent = arch.latent
-        layout.export("encoder.mean.weight", shape: [latent, hidden], offset: heads.weightOffset)
-        layout.export("encoder.mean.bias", shape: [latent], offset: heads.biasOffset)
-        layout.export("encoder.logvar.weight", shape: [latent, hidden], offset: heads.weightOffset + latent * hidden)
-        layout.export("encoder.logvar.bias", shape: [latent], offset: heads.biasOffset + latent)
+        switch arch.latentKind {
+        case .gaussian:
+            layout.export("encoder.mean.weight", shape: [latent, hidden], offset: heads.weightOffset)
+            layout.export("encoder.mean.bias", shape: [latent], offset: heads.biasOffset)
+            layout.export("encoder.logvar.weight", shape: [latent, hidden], offset: heads.weightOffset + latent * hidden)
+            layout.export("encoder.logvar.bias", shape: [latent], offset: heads.biasOffset + latent)
+        case .categorical:
+            heads.export(as: "encoder.logits", to: &layout)
+        }
         for (i, l) in dec.enumerated() { l.export(as: "decoder.layers.\(i)", to: &layout) }
         output.export(as: "decoder.out", to: &layout)
         self.layout = layout
@@ -74,7 +80,7 @@ public final class VAE: Sendable {
 
     // MARK: Forward pieces
 
-    /// encoder input -> ws.heads ([mean | logvar] per row).
+    /// encoder input -> ws.heads ([mean | logvar] per row, or the K category logits).
     public func encode(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int) {
         var x = UnsafePointer(ws.encoderInput.base)
         for (i, layer) in encoder.enumerated() {
@@ -86,11 +92,19 @@ public final class VAE: Sendable {
         heads.forward(p, x: x, y: ws.heads.base, rows: rows)
     }
 
-    /// z = mean + std * eps into the decoder input's first `latent` columns; returns the KL sum.
+    /// z = mean + std * eps (or, categorical, y = softmax((logits + Gumbel(eps)) / temperature))
+    /// into the decoder input's first `latent` columns; returns the KL sum.
     public func sampleLatent(_ ws: VAEWorkspace, rows: Int) -> Double {
-        GaussianLatent.sample(heads: ws.heads.base, eps: ws.eps.base, z: ws.decoderInput.base,
-                              zStride: architecture.decoderInputWidth, rows: rows, latent: architecture.latent,
-                              rowKL: ws.rowKL.base)
+        switch architecture.latentKind {
+        case .gaussian:
+            return GaussianLatent.sample(heads: ws.heads.base, eps: ws.eps.base, z: ws.decoderInput.base,
+                                         zStride: architecture.decoderInputWidth, rows: rows, latent: architecture.latent,
+                                         rowKL: ws.rowKL.base)
+        case .categorical:
+            return CategoricalLatent.sample(logits: ws.heads.base, eps: ws.eps.base, y: ws.decoderInput.base,
+                                            yStride: architecture.decoderInputWidth, rows: rows, categories: architecture.latent,
+                                            temperature: ws.temperature, rowKL: ws.rowKL.base)
+        }
     }
 
     /// decoder input -> ws.logits.
@@ -166,9 +180,16 @@ public final class VAE: Sendable {
             if !isFirst { dy = dx; swap(&spare, &other) }
         }
 
-        GaussianLatent.backward(heads: ws.heads.base, eps: ws.eps.base, dz: ws.dDecoderInput.base,
-                                dzStride: arch.decoderInputWidth, dHeads: ws.dHeads.base, rows: rows,
-                                latent: arch.latent, klScale: beta * scale)
+        switch arch.latentKind {
+        case .gaussian:
+            GaussianLatent.backward(heads: ws.heads.base, eps: ws.eps.base, dz: ws.dDecoderInput.base,
+                                    dzStride: arch.decoderInputWidth, dHeads: ws.dHeads.base, rows: rows,
+                                    latent: arch.latent, klScale: beta * scale)
+        case .categorical:
+            CategoricalLatent.backward(logits: ws.heads.base, eps: ws.eps.base, dy: ws.dDecoderInput.base,
+                                       dyStride: arch.decoderInputWidth, dLogits: ws.dHeads.base, rows: rows,
+                                       categories: arch.latent, temperature: ws.temperature, klScale: beta * scale)
+        }
 
         // Encoder, top down; the first layer's input gradient is never needed.
         dy = ws.dHeads.base
@@ -198,10 +219,14 @@ public final class VAEWorkspace {
     public let encoderInput: FloatBuffer
     /// [capacity, decoderInputWidth]: z (written by the model), then the one-hot label if conditioned.
     public let decoderInput: FloatBuffer
-    /// [capacity, latent]: reparameterization noise, filled by the caller.
+    /// [capacity, latent]: reparameterization noise (standard normal), filled by the caller.
+    /// A categorical latent turns it into Gumbel noise through the normal CDF.
     public let eps: FloatBuffer
-    /// [capacity, 2 * latent]: mean | logvar.
+    /// [capacity, 2 * latent]: mean | logvar; for a categorical latent, rows of K logits
+    /// (`headsWidth` floats apart; the buffer keeps the Gaussian size so 2 * latent readers stay in bounds).
     public let heads: FloatBuffer
+    /// Gumbel-softmax temperature tau (categorical latent only).
+    public var temperature: Float = 1
     /// [capacity, inputDim]: decoder logits; after a training step, their gradient.
     public let logits: FloatBuffer
     /// Per-row BCE and KL of the last pass.

@@ -57,6 +57,50 @@ struct MPITests {
         #expect(relative < 1e-5, "world \(comm.size): relative difference \(relative)")
     }
 
+    @Test("the gradient reducer in every mode gives the one-process gradient",
+          arguments: [(AllreduceMode.single, WirePrecision.fp32), (.overlap, .fp32), (.overlap, .bf16), (.single, .bf16)])
+    func reducerModesMatchReference(mode: AllreduceMode, wire: WirePrecision) throws {
+        let batch = 48
+        let data = try firstTestSamples(batch)
+        let model = VAE(VAEArchitecture())
+        let params = FloatBuffer(count: model.parameterCount)
+        model.initialize(params.base, seed: 9)
+        let reference = gradient(model, params, data: data, rows: 0..<batch, batch: batch)
+
+        let plan = try BatchPlan(globalBatch: batch, world: comm.size, samples: batch, classes: 1)
+        let start = (0..<comm.rank).map(plan.localBatch).reduce(0, +)
+        let rows = start..<(start + plan.localBatch(comm.rank))
+        let a = model.architecture
+        let ws = VAEWorkspace(architecture: a, capacity: max(rows.count, 1))
+        let g = FloatBuffer(count: model.parameterCount + 2)
+        for (r, i) in rows.enumerated() { data.fill(ws, row: r, local: i, architecture: a) }
+        GaussianNoise.fill(ws.eps.base, rows: rows.count, dim: a.latent, ids: ws.ids, key: GaussianNoise.key(seed: 1, stream: 1, counter: 0))
+        // Small buckets so that overlap mode really cuts several.
+        let reducer = GradientReducer(comm: comm, buffer: g.base, parameterCount: model.parameterCount, extraCount: 2,
+                                      layerStarts: model.backwardBoundaries, mode: mode, precision: wire, bucketFloats: 100_000)
+        if mode == .overlap { #expect(reducer.buckets.count >= 4) }
+        let loss = model.forwardForTraining(params.base, ws, rows: rows.count, scale: 1 / Float(batch))
+        reducer.begin()
+        model.backward(params.base, g.base, ws, rows: rows.count, scale: 1 / Float(batch), beta: 1, accumulate: false) {
+            reducer.finished(upTo: $0)
+        }
+        g.base[model.parameterCount] = Float(loss.bce)
+        reducer.complete()
+
+        var diff = 0.0, norm = 0.0
+        for i in 0..<model.parameterCount {
+            let d = Double(g.base[i]) - Double(reference.base[i])
+            diff += d * d
+            norm += Double(reference.base[i]) * Double(reference.base[i])
+        }
+        let relative = (diff / norm).squareRoot()
+        // bfloat16 keeps 8 bits of mantissa: about 0.4% per value.
+        let tolerance = wire == .bf16 && comm.size > 1 ? 1e-2 : 1e-5
+        #expect(relative < tolerance, "\(mode) \(wire) on \(comm.size) ranks: relative difference \(relative)")
+        let losses = comm.sum([loss.bce])[0]
+        #expect(abs(Double(g.base[model.parameterCount]) - losses) <= 1e-4 * losses, "loss slot travels in fp32")
+    }
+
     @Test("after a few steps every rank holds bitwise-identical parameters")
     func ranksStayIdentical() throws {
         let dir = Support.sharedTempDir("identical")

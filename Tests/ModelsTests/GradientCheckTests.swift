@@ -13,6 +13,11 @@ struct GradientCheckTests {
                                                         activation: .relu, conditioning: .none)),
         ("odd width tail", VAEArchitecture(inputDim: 19, classes: 4, encoderHidden: [5], decoderHidden: [7], latent: 3,
                                            activation: .leakyReLU(slope: 0.01), conditioning: .both)),
+        ("gumbel categorical plain", VAEArchitecture(inputDim: 12, classes: 3, encoderHidden: [7], decoderHidden: [6], latent: 4,
+                                                     activation: .relu, conditioning: .none, latentKind: .categorical)),
+        ("gumbel categorical decoder-conditioned", VAEArchitecture(inputDim: 11, classes: 3, encoderHidden: [6, 5], decoderHidden: [5],
+                                                                   latent: 3, activation: .leakyReLU(slope: 0.2),
+                                                                   conditioning: .decoder, latentKind: .categorical)),
     ]
 
     /// Builds a workspace with random pixels, labels and noise for `rows` samples.
@@ -28,6 +33,8 @@ struct GradientCheckTests {
             ws.setLabel(row: r, label: rng.below(a.classes), architecture: a)
             for j in 0..<a.latent { ws.eps.base[r * a.latent + j] = rng.uniform(-2, 2) }
         }
+        // A temperature away from 1 so the check exercises the 1 / tau factor.
+        if a.latentKind == .categorical { ws.temperature = 0.7 }
         return ws
     }
 
@@ -70,6 +77,50 @@ struct GradientCheckTests {
         #expect(refNorm > 0, "\(name): gradient is all zero")
         #expect(relative < 5e-3, "\(name): relative gradient error \(relative)")
         #expect(worst < 0.05, "\(name): worst element error \(worst)")
+    }
+
+    @Test("categorical posterior sums to 1, KL >= 0, and KL = log K for uniform logits")
+    func categoricalKL() {
+        let k = 5, rows = 3
+        // Row 0 uniform logits, rows 1 and 2 arbitrary (one strongly peaked).
+        let logits: [Float] = [0.3, 0.3, 0.3, 0.3, 0.3,
+                               1.2, -0.4, 2.5, 0.0, -3.0,
+                               40, -10, 0, 5, -2]
+        let eps: [Float] = (0..<(rows * k)).map { Float($0 % 7) * 0.6 - 1.8 }
+        var y = [Float](repeating: 0, count: rows * k), rowKL = [Float](repeating: 0, count: rows)
+        let total = CategoricalLatent.sample(logits: logits, eps: eps, y: &y, yStride: k, rows: rows, categories: k,
+                                             temperature: 0.5, rowKL: &rowKL)
+        #expect(abs(Double(rowKL[0]) - log(Double(k))) < 1e-6)
+        for r in 0..<rows {
+            #expect(rowKL[r] >= 0)
+            // q = softmax(logits) sums to 1, and so does the relaxed sample y.
+            let row = logits[(r * k)..<((r + 1) * k)].map(Double.init)
+            let m = row.max()!
+            let z = row.map { exp($0 - m) }.reduce(0, +)
+            let q = row.map { exp($0 - m) / z }
+            #expect(abs(q.reduce(0, +) - 1) < 1e-12)
+            let reference = zip(q, row).reduce(0.0) { $0 + ($1.0 > 0 ? $1.0 * log($1.0 * Double(k)) : 0) }
+            #expect(abs(Double(rowKL[r]) - reference) < 1e-5)
+            #expect(abs(y[(r * k)..<((r + 1) * k)].reduce(0, +) - 1) < 1e-5)
+            #expect(y[(r * k)..<((r + 1) * k)].allSatisfy { $0 >= 0 && $0 <= 1 })
+        }
+        #expect(abs(total - rowKL.reduce(0.0) { $0 + Double($1) }) < 1e-5)
+        // The Gumbel transform stays finite at extreme normal draws (u is clamped).
+        for e: Float in [-40, -8, 0, 8, 40] { #expect(CategoricalLatent.gumbel(e).isFinite) }
+    }
+
+    @Test("categorical layout exports the logits head")
+    func categoricalLayout() {
+        let arch = VAEArchitecture(inputDim: 784, classes: 10, encoderHidden: [400], decoderHidden: [400], latent: 10,
+                                   conditioning: .none, latentKind: .categorical)
+        let model = VAE(arch)
+        #expect(model.layout.exported.map(\.name) == [
+            "encoder.layers.0.weight", "encoder.layers.0.bias", "encoder.logits.weight", "encoder.logits.bias",
+            "decoder.layers.0.weight", "decoder.layers.0.bias", "decoder.out.weight", "decoder.out.bias",
+        ])
+        #expect(model.layout.slot(named: "encoder.logits.weight")?.shape == [10, 400])
+        #expect(model.trainableCount == 784 * 400 + 400 + 400 * 10 + 10 + 10 * 400 + 400 + 400 * 784 + 784)
+        #expect(model.trainingFlopsPerSample == 3 * 2 * (784 * 400 + 400 * 10 + 10 * 400 + 400 * 784) - 2 * 784 * 400)
     }
 
     @Test("accumulate adds gradients instead of overwriting")
