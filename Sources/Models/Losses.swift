@@ -182,7 +182,7 @@ public enum CategoricalLatent {
         var total = 0.0
         for r in 0..<rows {
             let l = logits + r * k
-            let kl = posterior(l, k, q: q, logQ: logQ) + logK
+            let kl = max(0, posterior(l, k, q: q, logQ: logQ) + logK)  // >= 0 up to rounding
             relaxed(l, eps + r * k, k, temperature: temperature, out: soft)
             let yr = y + r * yStride
             for j in 0..<k { yr[j] = Float(soft[j]) }
