@@ -306,7 +306,7 @@ public final class Trainer {
                 state.stepInEpoch = 0
                 state.epochBCE = 0; state.epochKL = 0; state.epochSamples = 0
             }
-            let mean = testLoss.total(beta: Double(klWeight)) / Double(max(testLoss.rows, 1))
+            let mean = testLoss.means(beta: Double(klWeight)).loss
             try writeEpochOutputs(report: report, testMean: mean)
             var finished = report
             finished.seconds = Clock.now() - started
@@ -489,11 +489,11 @@ public final class Trainer {
     func logEvents(_ r: EpochReport) throws {
         guard let tb = events else { return }
         let beta = Double(klWeight)
-        let n = Double(max(r.train.rows, 1)), m = Double(max(r.test.rows, 1))
-        try tb.scalar("loss/train", r.train.total(beta: beta) / n, step: r.step)
-        try tb.scalar("loss/test", r.test.total(beta: beta) / m, step: r.step)
-        try tb.scalar("loss/train_bce", r.train.bce / n, step: r.step)
-        try tb.scalar("loss/train_kl", r.train.kl / n, step: r.step)
+        let train = r.train.means(beta: beta), test = r.test.means(beta: beta)
+        try tb.scalar("loss/train", train.loss, step: r.step)
+        try tb.scalar("loss/test", test.loss, step: r.step)
+        try tb.scalar("loss/train_bce", train.bce, step: r.step)
+        try tb.scalar("loss/train_kl", train.kl, step: r.step)
         try tb.scalar("throughput/samples_per_s", r.samplesPerSecond, step: r.step)
         try tb.scalar("optimizer/lr", config.optimizer.lr, step: r.step)
         try tb.flush()
@@ -501,16 +501,16 @@ public final class Trainer {
 
     func metricsLine(_ r: EpochReport) -> JSON {
         let beta = Double(klWeight)
-        let n = Double(max(r.train.rows, 1)), m = Double(max(r.test.rows, 1))
+        let train = r.train.means(beta: beta), test = r.test.means(beta: beta)
         return .object([
             ("epoch", .number(Double(r.epoch))),
             ("step", .number(Double(r.step))),
-            ("train_loss", .number(r.train.total(beta: beta) / n)),
-            ("train_bce", .number(r.train.bce / n)),
-            ("train_kl", .number(r.train.kl / n)),
-            ("test_loss", .number(r.test.total(beta: beta) / m)),
-            ("test_bce", .number(r.test.bce / m)),
-            ("test_kl", .number(r.test.kl / m)),
+            ("train_loss", .number(train.loss)),
+            ("train_bce", .number(train.bce)),
+            ("train_kl", .number(train.kl)),
+            ("test_loss", .number(test.loss)),
+            ("test_bce", .number(test.bce)),
+            ("test_kl", .number(test.kl)),
             ("samples_per_s", .number((r.samplesPerSecond * 10).rounded() / 10)),
             ("seconds", .number((r.seconds * 1000).rounded() / 1000)),
             ("world_size", .number(Double(comm.size))),
@@ -525,10 +525,10 @@ public final class Trainer {
 
     func consoleLine(_ r: EpochReport) -> String {
         let beta = Double(klWeight)
-        let n = Double(max(r.train.rows, 1)), m = Double(max(r.test.rows, 1))
+        let train = r.train.means(beta: beta), test = r.test.means(beta: beta)
         return "epoch \(pad(r.epoch, 3, " "))/\(config.training.epochs)  step \(pad(r.step, 6, " "))  "
-            + "train \(fmt(r.train.total(beta: beta) / n)) (bce \(fmt(r.train.bce / n)), kl \(fmt(r.train.kl / n)))  "
-            + "test \(fmt(r.test.total(beta: beta) / m))  " + (lastTestNMI.map { "nmi \(fmt($0))  " } ?? "")  // [gumbel]
+            + "train \(fmt(train.loss)) (bce \(fmt(train.bce)), kl \(fmt(train.kl)))  "
+            + "test \(fmt(test.loss))  " + (lastTestNMI.map { "nmi \(fmt($0))  " } ?? "")  // [gumbel]
             + "\(Int(r.samplesPerSecond.rounded())) samples/s  \(fmt(r.seconds, 2))s"
     }
 }

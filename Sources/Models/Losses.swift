@@ -14,6 +14,13 @@ public struct BatchLoss: Equatable, Sendable {
     /// The objective the trainer minimizes, summed: bce + beta * kl.
     public func total(beta: Double) -> Double { bce + beta * kl }
 
+    /// Per-sample means of the objective and its two terms (zero rows count as one, so an
+    /// empty sum gives zeros rather than NaN).
+    public func means(beta: Double) -> (loss: Double, bce: Double, kl: Double) {
+        let n = Double(max(rows, 1))
+        return (total(beta: beta) / n, bce / n, kl / n)
+    }
+
     public static func += (a: inout BatchLoss, b: BatchLoss) {
         a.bce += b.bce; a.kl += b.kl; a.rows += b.rows
     }
