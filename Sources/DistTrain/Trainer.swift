@@ -19,6 +19,8 @@ public struct TrainOptions: Sendable {
     public var initFrom: String?
     /// Write TensorBoard event files to RUN/tb (rank 0).
     public var tensorboard = true
+    /// Show a live progress line when stdout is a terminal (rank 0).
+    public var liveProgress = true
 
     public init() {}
 }
@@ -275,7 +277,7 @@ public final class Trainer {
             let order = sampler.order(epoch: state.epoch)
             let firstStep = state.stepInEpoch
             times = PhaseTimes()
-            let live = comm.isRoot && options.printEpochs && isatty(STDOUT_FILENO) == 1
+            let live = comm.isRoot && options.printEpochs && options.liveProgress && isatty(STDOUT_FILENO) == 1
             var lastShown = started
             while state.stepInEpoch < steps && !(maxSteps > 0 && state.globalStep >= maxSteps) {
                 let loss = try step(order: order)
@@ -319,7 +321,7 @@ public final class Trainer {
             }
             if comm.isRoot && options.printEpochs {
                 // On a terminal, replace the live progress line.
-                if isatty(STDOUT_FILENO) == 1 { print("\r\u{1B}[K", terminator: "") }
+                if options.liveProgress && isatty(STDOUT_FILENO) == 1 { print("\r\u{1B}[K", terminator: "") }
                 print(consoleLine(finished))
                 fflush(stdout)
             }

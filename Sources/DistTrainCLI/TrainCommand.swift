@@ -48,6 +48,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("init-from"), help: ArgumentHelp("Start from the weights in this model.safetensors (disttrain's tensor names, e.g. exported from PyTorch by examples/export_from_pytorch.py) instead of a fresh initialization.", valueName: "file"))
     var initFrom: String?
 
+    @Flag(name: .customLong("no-progress"), help: "No live progress line, even on a terminal (under mpirun, ranks see a terminal even when mpirun's output goes to a file; launch/mpirun-disttrain passes this then).")
+    var noProgress = false
+
     @Flag(name: .customLong("no-tensorboard"), help: "Do not write TensorBoard event files to RUN/tb.")
     var noTensorboard = false
 
@@ -109,6 +112,7 @@ struct TrainCommand: ParsableCommand {
         options.poisonGradient = parsePoison()
         options.initFrom = initFrom
         options.tensorboard = !noTensorboard
+        options.liveProgress = !noProgress
         let trainer = try Trainer(config: config, comm: comm, options: options, logger: log)
         try trainer.fit()
         if comm.isRoot && !quiet, let last = trainer.reports.last {
