@@ -21,12 +21,19 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
 
+        // Counts heap allocations (interposes malloc on glibc) so the step loop's "allocates
+        // nothing" is measured.
+        .target(name: "CAllocCount"),
+
+        // Vector square root as one instruction (Swift's SIMD squareRoot is lane by lane).
+        .target(name: "CVectorMath"),
+
         // The math: layers, activations, losses, the VAE family. No MPI here.
-        .target(name: "Models", dependencies: ["COpenBLAS"]),
+        .target(name: "Models", dependencies: ["COpenBLAS", "CVectorMath"]),
 
         // Distribution, data, optimizer, trainer, checkpoints, images, config.
         .target(name: "DistTrain", dependencies: [
-            "Models", "MPIShim", "CZlib",
+            "Models", "MPIShim", "CZlib", "CVectorMath", "CAllocCount",
             .product(name: "Logging", package: "swift-log"),
         ]),
 

@@ -28,6 +28,8 @@ for k in ["epoch", "step", "train_loss", "train_bce", "train_kl", "test_loss", "
 assert m["world_size"] == int(sys.argv[2]) and m["step"] == 40, m
 assert abs(m["train_loss"] - m["train_bce"] - m["train_kl"]) < 1e-6 * m["train_loss"]
 assert 100 < m["test_loss"] < 300, m
+# The step loop allocates nothing (MPI's own calls are counted apart, in mpi_allocations_per_step).
+assert m["allocations_per_step"] == 0, m
 PY
   # Only rank 0 writes: exactly one checkpoint directory, and no stray files.
   [[ $(ls "$out/checkpoints" | grep -c '^step-') == 1 ]] || fail "$n ranks: unexpected checkpoints"

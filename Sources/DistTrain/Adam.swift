@@ -1,3 +1,4 @@
+import CVectorMath
 import Models
 
 /// Adam (Kingma & Ba) with PyTorch's update rule, as one loop over the flat buffers.
@@ -34,7 +35,8 @@ public final class Adam {
         let b1 = beta1, b2 = beta2, e = eps
         let mp = m.base, vp = v.base
         // Eight lanes at a time with explicit SIMD: the compiler does not vectorize the scalar
-        // form (it cannot rule out aliasing between the four buffers).
+        // form (it cannot rule out aliasing between the four buffers). dt_sqrt8 is one vector
+        // instruction; SIMD8.squareRoot() would be eight scalar sqrtf calls.
         typealias V = SIMD8<Float>
         let vb1 = V(repeating: b1), vb2 = V(repeating: b2), one = V(repeating: 1)
         let vStep = V(repeating: stepSize), vRoot = V(repeating: 1 / rootC2), vEps = V(repeating: e)
@@ -46,7 +48,7 @@ public final class Adam {
             let p = UnsafeRawPointer(params + i).loadUnaligned(as: V.self)
             UnsafeMutableRawPointer(mp + i).storeBytes(of: mi, as: V.self)
             UnsafeMutableRawPointer(vp + i).storeBytes(of: vi, as: V.self)
-            UnsafeMutableRawPointer(params + i).storeBytes(of: p - vStep * mi / (vi.squareRoot() * vRoot + vEps), as: V.self)
+            UnsafeMutableRawPointer(params + i).storeBytes(of: p - vStep * mi / (dt_sqrt8(vi) * vRoot + vEps), as: V.self)
             i += 8
         }
         while i < count {

@@ -31,7 +31,8 @@ public enum WirePrecision: String, CaseIterable, Sendable {
 }
 
 /// Sums the flat gradient buffer across ranks, in one piece or in buckets overlapped with
-/// backward. All storage is allocated up front: reducing allocates nothing.
+/// backward. All storage is allocated up front: this code allocates nothing per step (MPI itself may;
+/// see `communicatorAllocations`).
 ///
 /// The buffer is [gradients (parameterCount) | extra (loss sums)]. Backward finishes layers in
 /// reverse memory order, so buckets are cut from the end of the buffer backwards at layer
@@ -47,6 +48,18 @@ public final class GradientReducer {
     let buffer: UnsafeMutablePointer<Float>
     let wire: UnsafeMutablePointer<UInt16>
     var nextBucket = 0
+    /// Heap allocations made inside communicator (MPI) calls so far. MPI's collectives may
+    /// allocate per call (schedules of non-blocking collectives, ring temporaries); the trainer
+    /// reports them apart from the allocations of its own code, which should be none.
+    public private(set) var communicatorAllocations: UInt64 = 0
+
+    /// Runs one communicator call, counting the allocations it makes.
+    @inline(__always)
+    func inCommunicator(_ call: () -> Void) {
+        let before = AllocationCounter.count
+        call()
+        communicatorAllocations &+= AllocationCounter.count &- before
+    }
 
     public init(comm: Communicator, buffer: UnsafeMutablePointer<Float>, parameterCount: Int, extraCount: Int,
                 layerStarts: [Int], mode: AllreduceMode, precision: WirePrecision, bucketFloats: Int) {
@@ -86,7 +99,7 @@ public final class GradientReducer {
             start(buckets[nextBucket])
             nextBucket += 1
         }
-        comm.progress()
+        inCommunicator { comm.progress() }
     }
 
     /// Starts whatever is left, sums the extra slots, and waits for everything.
@@ -95,7 +108,7 @@ public final class GradientReducer {
         guard comm.size > 1 else { return }
         if mode == .single && precision == .fp32 {
             // The plain path: one blocking allreduce of gradients and loss sums together.
-            comm.allreduceSum(buffer, count: parameterCount + extraCount)
+            inCommunicator { comm.allreduceSum(buffer, count: parameterCount + extraCount) }
             return
         }
         while nextBucket < buckets.count {
@@ -103,8 +116,10 @@ public final class GradientReducer {
             nextBucket += 1
         }
         // The loss sums always travel in float32: bfloat16 would round them to 3 digits.
-        _ = comm.startAllreduceSum(buffer + parameterCount, count: extraCount)
-        comm.waitAll()
+        inCommunicator {
+            _ = comm.startAllreduceSum(buffer + parameterCount, count: extraCount)
+            comm.waitAll()
+        }
         if precision == .bf16 {
             let w = wire, b = buffer
             for i in 0..<parameterCount { b[i] = BFloat16.widen(w[i]) }
@@ -115,11 +130,11 @@ public final class GradientReducer {
     func start(_ r: Range<Int>) {
         switch precision {
         case .fp32:
-            _ = comm.startAllreduceSum(buffer + r.lowerBound, count: r.count)
+            inCommunicator { _ = comm.startAllreduceSum(buffer + r.lowerBound, count: r.count) }
         case .bf16:
             let w = wire, b = buffer
             for i in r { w[i] = BFloat16.round(b[i]) }
-            _ = comm.startAllreduceSumBF16(wire + r.lowerBound, count: r.count)
+            inCommunicator { _ = comm.startAllreduceSumBF16(wire + r.lowerBound, count: r.count) }
         }
     }
 }

@@ -48,6 +48,10 @@ public struct PhaseTimes: Sendable {
     /// Test-set evaluation at the epoch end.
     public var eval = 0.0
     public var steps = 0
+    /// Heap allocations during the steps (whole process, measured by AllocationCounter), and
+    /// the part of them made inside MPI calls.
+    public var allocations: UInt64 = 0
+    public var communicatorAllocations: UInt64 = 0
 
     public init() {}
 
@@ -58,6 +62,16 @@ public struct PhaseTimes: Sendable {
         return .object([("data", ms(data)), ("forward", ms(forward)), ("backward", ms(backward)),
                         ("allreduce_wait", ms(allreduce)), ("optimizer", ms(optimizer)),
                         ("eval_seconds", .number((eval * 1000).rounded() / 1000))])
+    }
+
+    /// Allocations per step made by disttrain's own code (everything but MPI's calls) and by
+    /// MPI, for metrics.jsonl; null where allocations cannot be counted.
+    public var allocationsJSON: [(String, JSON)] {
+        guard AllocationCounter.isAvailable else { return [("allocations_per_step", .null)] }
+        let n = Double(max(steps, 1))
+        let own = allocations &- min(communicatorAllocations, allocations)
+        return [("allocations_per_step", .number(Double(own) / n)),
+                ("mpi_allocations_per_step", .number(Double(communicatorAllocations) / n))]
     }
 }
 
@@ -342,6 +356,8 @@ public final class Trainer {
         let poisoned = options.poisonGradient.map { $0.rank == comm.rank && $0.step == state.globalStep } ?? false
         var bce = 0.0, kl = 0.0
         var first = state.stepInEpoch * b
+        let allocationsBefore = AllocationCounter.count
+        let communicatorBefore = reducer.communicatorAllocations
         var t = Clock.now()
         workspace.temperature = Temperature.at(step: state.globalStep, config: config)  // [gumbel]
         for m in 0..<micro {
@@ -375,6 +391,8 @@ public final class Trainer {
         adam.update(params.base, grads.base, count: p)
         times.optimizer += Clock.lap(&t)
         times.steps += 1
+        times.allocations &+= AllocationCounter.count &- allocationsBefore
+        times.communicatorAllocations &+= reducer.communicatorAllocations &- communicatorBefore
         return BatchLoss(bce: Double(grads.base[p]), kl: Double(grads.base[p + 1]), rows: plan.globalBatch)
     }
 
@@ -521,6 +539,7 @@ public final class Trainer {
             ("kl_weight", .number(beta)),
         ] + (lastTestNMI.map { [("test_nmi", JSON.number($0))] } ?? []) + [  // [gumbel]
             ("step_ms", r.times.json),
+        ] + r.times.allocationsJSON + [
             ("time", .number((Clock.wall() * 1000).rounded() / 1000)),
         ])
     }
