@@ -57,11 +57,11 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("checksum-every"), help: "Debug: compare a parameter checksum across ranks every N steps and stop on drift (0: off).")
     var checksumEvery: Int?
 
-    @Flag(name: .long, help: "Print no per-epoch lines (metrics.jsonl is still written).")
+    @Flag(name: .long, help: "Print no per-epoch lines and no info diagnostics, only warnings and errors (metrics.jsonl is still written).")
     var quiet = false
 
-    @Option(name: .customLong("log-level"), help: "Diagnostics on stderr: trace, debug, info, notice, warning, error or critical.")
-    var logLevel: Logger.Level = .info
+    @Option(name: .customLong("log-level"), help: "Diagnostics on stderr: trace, debug, info, notice, warning, error or critical (default: info; warning with --quiet).")
+    var logLevel: Logger.Level?
 
     @Option(name: .customLong("poison-gradient"), help: ArgumentHelp("Debug: put a NaN into RANK's gradient at global STEP (e.g. 1:30).", valueName: "rank:step", visibility: .hidden))
     var poisonGradient: String?
@@ -103,7 +103,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let comm = MPICommunicator.world
-        let log = Diagnostics.logger(rank: comm.rank, level: logLevel)
+        let log = Diagnostics.logger(rank: comm.rank, level: logLevel ?? (quiet ? .warning : .info))
         let config = try comm.collectively { try effectiveConfig() }
         var options = TrainOptions()
         options.resume = resume
