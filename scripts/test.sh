@@ -22,6 +22,7 @@ step "swift test (all suites, one process)" swift test "${build[@]}" --skip-buil
 step "MPI suite on 2 ranks" mpirun -n 2 "$tests" --testing-library swift-testing --filter MPITests
 step "MPI suite on 4 ranks" mpirun -n 4 "$tests" --testing-library swift-testing --filter MPITests
 step "training jobs under mpirun (1, 2, 4 ranks), TensorBoard, PyTorch interop" bash scripts/e2e.sh
+step "variants: short run + every command" bash scripts/variants-check.sh
 step "multi-host: 2 ranks across two network namespaces" bash scripts/multihost-test.sh
 step "faults: kill -9 and resume, NaN injection, disagreeing ranks" bash scripts/fault-tests.sh
 

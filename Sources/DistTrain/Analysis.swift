@@ -13,6 +13,11 @@ public enum AnalysisError: Error, CustomStringConvertible, Equatable {
     case latentNotTwo(path: String, latent: Int)
     /// The decoder does not see the label, so a label cannot be chosen.
     case unconditional(path: String, what: String)
+    /// The request needs a Gaussian latent; the model's is categorical with `categories`
+    /// categories. `path` names the checkpoint when known.
+    case needsGaussianLatent(path: String?, what: String, categories: Int)
+    /// A category of a categorical latent outside 0..<categories.
+    case categoryOutOfRange(category: Int, categories: Int)
     case labelOutOfRange(label: Int, classes: Int)
     case indexOutOfRange(what: String, index: Int, count: Int, path: String)
     case tooFewWithLabel(label: Int, found: Int, wanted: Int, path: String)
@@ -25,6 +30,10 @@ public enum AnalysisError: Error, CustomStringConvertible, Equatable {
             return "checkpoint \(path): a latent manifold needs a model with a 2-dimensional latent space; this one has \(latent) dimensions (train one with model.latent 2, e.g. configs/cvae-2d.json)"
         case let .unconditional(path, what):
             return "checkpoint \(path): \(what) needs a model whose decoder sees the label (conditioning \"both\" or \"decoder\"); this one is unconditional"
+        case let .needsGaussianLatent(path, what, categories):
+            return "\(path.map { "checkpoint \($0)" } ?? "the model"): \(what) needs a Gaussian latent; this model's latent is categorical (Gumbel-softmax over \(categories) categories)"
+        case let .categoryOutOfRange(category, categories):
+            return "category \(category) is out of range: the model's categorical latent has \(categories) categories (0...\(categories - 1))"
         case let .labelOutOfRange(label, classes):
             return "label \(label) is out of range: the model has \(classes) classes (0...\(classes - 1))"
         case let .indexOutOfRange(what, index, count, path):
@@ -152,25 +161,64 @@ public struct ModelRunner {
         self.batch = max(1, batch)
     }
 
-    /// Posterior means (rows `latent` floats apart) of `shard`'s records `locals` (local indices),
-    /// each encoded with its own label.
-    public func posteriorMeans(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
+    /// The encoder's heads (rows `headsWidth` floats apart: [mean | logvar], or the K category
+    /// logits) for `shard`'s records `locals` (local indices), each encoded with its own label.
+    public func encodedHeads(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
         let a = model.architecture
         guard shard.inputDim == a.inputDim else {
             throw AnalysisError.imageSize(path: "the data", pixels: shard.inputDim, modelPixels: a.inputDim)
         }
+        let width = a.headsWidth
         let ws = VAEWorkspace(architecture: a, capacity: min(batch, max(locals.count, 1)))
-        var out = [Float](repeating: 0, count: locals.count * a.latent)
+        var out = [Float](repeating: 0, count: locals.count * width)
         var start = 0
         while start < locals.count {
             let rows = min(ws.capacity, locals.count - start)
             for r in 0..<rows { shard.fill(ws, row: r, local: locals[start + r], architecture: a) }
             model.encode(params, ws, rows: rows)
-            for r in 0..<rows {
-                for j in 0..<a.latent { out[(start + r) * a.latent + j] = ws.heads.base[r * 2 * a.latent + j] }
-            }
+            for i in 0..<(rows * width) { out[start * width + i] = ws.heads.base[i] }
             start += rows
         }
+        return out
+    }
+
+    /// Posterior means (rows `latent` floats apart) of `shard`'s records `locals` (local indices),
+    /// each encoded with its own label. Gaussian latents only: a categorical latent has no mean
+    /// (see `codes`), and throws `AnalysisError.needsGaussianLatent`.
+    public func posteriorMeans(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
+        let a = model.architecture
+        guard a.latentKind == .gaussian else {
+            throw AnalysisError.needsGaussianLatent(path: nil, what: "a posterior mean", categories: a.latent)
+        }
+        let heads = try encodedHeads(shard, locals: locals)
+        var out = [Float](repeating: 0, count: locals.count * a.latent)
+        for r in 0..<locals.count {
+            for j in 0..<a.latent { out[r * a.latent + j] = heads[r * 2 * a.latent + j] }
+        }
+        return out
+    }
+
+    /// The deterministic code of each record (rows `latent` floats apart), what the decoder is
+    /// given to reconstruct or restyle it: the posterior mean of a Gaussian latent, the one-hot
+    /// most likely category (argmax of the logits) of a categorical one.
+    public func codes(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
+        let a = model.architecture
+        switch a.latentKind {
+        case .gaussian:
+            return try posteriorMeans(shard, locals: locals)
+        case .categorical:
+            let logits = try encodedHeads(shard, locals: locals)
+            let categories = logits.withUnsafeBufferPointer { p in
+                (0..<locals.count).map { ClusterTally.argmax(p.baseAddress! + $0 * a.latent, count: a.latent) }
+            }
+            return ModelRunner.oneHot(categories, width: a.latent)
+        }
+    }
+
+    /// Rows of `width` zeros with a 1 at each index.
+    public static func oneHot(_ indices: [Int], width: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: indices.count * width)
+        for (r, i) in indices.enumerated() { out[r * width + i] = 1 }
         return out
     }
 
@@ -225,28 +273,30 @@ public struct ModelRunner {
         return shard.pixels[(local * d)..<((local + 1) * d)].map { Float($0) / 255 }
     }
 
-    /// Style transfer: each record in `locals` is encoded with its own label, and its posterior
-    /// mean is decoded with every label 0..<classes. Returns `classes` images per record,
-    /// record-major (record i, label k at index i * classes + k).
+    /// Style transfer: each record in `locals` is encoded with its own label, and its code (the
+    /// posterior mean, or a categorical latent's most likely category, see `codes`) is decoded
+    /// with every label 0..<classes. Returns `classes` images per record, record-major
+    /// (record i, label k at index i * classes + k).
     public func restyle(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
         let a = model.architecture
-        let means = try posteriorMeans(shard, locals: locals)
+        let coded = try codes(shard, locals: locals)
         var z: [Float] = []
         var labels: [Int] = []
         z.reserveCapacity(locals.count * a.classes * a.latent)
         for i in 0..<locals.count {
             for k in 0..<a.classes {
-                z.append(contentsOf: means[(i * a.latent)..<((i + 1) * a.latent)])
+                z.append(contentsOf: coded[(i * a.latent)..<((i + 1) * a.latent)])
                 labels.append(k)
             }
         }
         return decode(z: z, labels: labels)
     }
 
-    /// Reconstructions (posterior mean decoded with the record's own label) of `locals`.
+    /// Reconstructions of `locals`: each record's code (the posterior mean, or a categorical
+    /// latent's most likely category as a one-hot vector, see `codes`) decoded with the
+    /// record's own label.
     public func reconstruct(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
-        let means = try posteriorMeans(shard, locals: locals)
-        return decode(z: means, labels: locals.map { Int(shard.labels[$0]) })
+        return decode(z: try codes(shard, locals: locals), labels: locals.map { Int(shard.labels[$0]) })
     }
 
     /// The decoded latent manifold of a 2-D latent space: an n x n grid at the standard-normal
@@ -320,7 +370,8 @@ public struct EvaluationSums: Equatable, Sendable {
     public var bce = 0.0
     /// Sum over records of KL(q(z|x) || N(0, I)).
     public var kl = 0.0
-    /// Sum over records of the importance-weighted estimate of -log p(x) (0 when no samples).
+    /// Sum over records of the importance-weighted estimate of -log p(x) (0 when no samples);
+    /// for a categorical latent, of the exact -log p(x) (see `CategoricalEvaluation.run`).
     public var nllIW = 0.0
 
     public init() {}
@@ -344,10 +395,15 @@ public struct EvaluationSums: Equatable, Sendable {
 ///   sampled negative ELBO).
 public enum Evaluation {
     /// Evaluates every record of `shard` (record ids are global, so the noise, and hence the
-    /// result, does not depend on how the test set is split over ranks).
+    /// result, does not depend on how the test set is split over ranks). A categorical latent
+    /// is evaluated exactly instead (`CategoricalEvaluation.run`; `samples` and `seed` unused).
     public static func run(model: VAE, params: UnsafePointer<Float>, shard: DatasetShard, samples: Int,
                            posteriorMean: Bool, seed: UInt64, batch: Int = 250, decodeBatch: Int = 1000) -> EvaluationSums {
         let a = model.architecture
+        if a.latentKind == .categorical {
+            return CategoricalEvaluation.run(model: model, params: params, shard: shard, posteriorMean: posteriorMean,
+                                             batch: batch, decodeBatch: decodeBatch).sums
+        }
         let latent = a.latent, dim = a.inputDim
         let k = max(samples, 0)
         // Records per encoder pass; the log-weights of one pass stay below 4M doubles.

@@ -73,14 +73,21 @@ public struct Generator {
     }
 
     /// The training-progress grid: row k is label k, column c decodes the c-th of `cols` fixed
-    /// latent draws, so each column shows one style across all labels.
+    /// latent draws, so each column shows one style across all labels. For a categorical
+    /// latent the "draws" are the categories themselves: column c decodes the one-hot category
+    /// c mod K (no noise, `seed` unused).
     public func labelGrid(cols: Int, seed: UInt64) -> [Float] {
         let a = model.architecture
         let noise = FloatBuffer(count: cols * a.latent)
-        var ids = (0..<cols).map { Int32($0) }
-        ids.withUnsafeMutableBufferPointer {
-            GaussianNoise.fill(noise.base, rows: cols, dim: a.latent, ids: $0.baseAddress!,
-                               key: GaussianNoise.key(seed: seed, stream: NoiseStream.grid, counter: 0))
+        switch a.latentKind {
+        case .gaussian:
+            var ids = (0..<cols).map { Int32($0) }
+            ids.withUnsafeMutableBufferPointer {
+                GaussianNoise.fill(noise.base, rows: cols, dim: a.latent, ids: $0.baseAddress!,
+                                   key: GaussianNoise.key(seed: seed, stream: NoiseStream.grid, counter: 0))
+            }
+        case .categorical:
+            for c in 0..<cols { noise.base[c * a.latent + c % a.latent] = 1 }
         }
         var z: [Float] = []
         var labels: [Int] = []

@@ -22,6 +22,7 @@ struct DistTrainCommand: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [TrainCommand.self, GenerateCommand.self, StyleCommand.self, ReconstructCommand.self,
+                      BenchAllreduceCommand.self,
                       EvalCommand.self, ManifoldCommand.self],
         defaultSubcommand: TrainCommand.self
     )

@@ -9,11 +9,12 @@ import Glibc
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a checkpoint on the test set: negative ELBO and importance-weighted NLL, as one JSON object.",
+        abstract: "Evaluate a checkpoint on the test set: negative ELBO and importance-weighted NLL (exact NLL and NMI for a categorical latent), as one JSON object.",
         discussion: """
         Prints ONE JSON object on one line of stdout (rank 0 only), with the fields checkpoint \
-        (the directory evaluated), test_samples (COUNT), loss, bce, kl, nll_iw, iw_samples, \
-        posterior_mean, world_size and seconds.
+        (the directory evaluated), latent_kind, test_samples (COUNT), loss, bce, kl, nll_iw, \
+        iw_samples, posterior_mean, world_size and seconds (plus nll, nmi and categories for a \
+        categorical latent, below).
 
         Over the first COUNT test images (x = pixels / 255, y = the one-hot label), with \
         BCE(x, p) = -sum over pixels of [x log p + (1 - x) log(1 - p)], computed from the logits \
@@ -40,6 +41,23 @@ struct EvalCommand: ParsableCommand {
         lies between -log p(x) and the negative ELBO, and decreases towards -log p(x) as K grows. \
         --samples 0 skips it (nll_iw is null). iw_samples is K.
 
+        A categorical latent (model.latent_kind "categorical", K categories, uniform prior, e.g. \
+        configs/gumbel-vae.json) is evaluated EXACTLY, by decoding every category of every image: \
+        with q = softmax(encoder logits) and BCE_c the BCE of the decoded one-hot category c,
+
+          bce  = sum_c q_c BCE_c           (--posterior-mean: BCE of the argmax category)
+          kl   = KL(q || uniform) = sum_c q_c log q_c + log K
+          loss = bce + kl                  (the exact negative ELBO of the discrete model)
+          nll  = -log p(x) = log K - logsumexp_c(-BCE_c)   (exact: p(x) = sum_c p(x|c) / K)
+          nmi  = normalized mutual information (arithmetic mean of the entropies, as \
+        scikit-learn's default) between the most likely category (argmax of the logits) and \
+        the true label, over the COUNT images
+
+        There nll_iw is null and iw_samples 0 (nothing is sampled; --samples and --seed are not \
+        used), and the output adds nll, nmi and categories (K). loss differs from the trainer's \
+        test_loss, which decodes a Gumbel-softmax sample at the current temperature. Every \
+        output has latent_kind ("gaussian" or "categorical").
+
         Under mpirun the first COUNT images are split into contiguous shards, one per rank, and \
         the sums are added across ranks; noise is keyed by image index, so the numbers do not \
         depend on the number of ranks (up to float64 summation order). world_size is the number \
@@ -54,8 +72,11 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: AnalysisCLI.checkpointHelp)
     var checkpoint: String
 
-    @Option(name: .long, help: "Importance samples K per test image for nll_iw (0: skip nll_iw).")
-    var samples: Int = 100
+    /// --samples when not given.
+    static let defaultSamples = 100
+
+    @Option(name: .long, help: "Importance samples K per test image for nll_iw (0: skip nll_iw). Not used for a categorical latent (its nll is exact).")
+    var samples: Int = EvalCommand.defaultSamples
 
     @Option(name: .long, help: "Evaluate the first N test images (default: all of them).")
     var count: Int?
@@ -104,25 +125,44 @@ struct EvalCommand: ParsableCommand {
                 throw AnalysisError.imageSize(path: files.testImages, pixels: shard.inputDim, modelPixels: a.inputDim)
             }
         }
-        let mine = Evaluation.run(model: trained.model, params: trained.params.base, shard: shard, samples: samples,
-                                  posteriorMean: posteriorMean, seed: UInt64(seed))
-        let sums = EvaluationSums(values: comm.sum(mine.values))
+        let categorical = a.latentKind == .categorical
+        var sums: EvaluationSums
+        var tally: ClusterTally?
+        if categorical {
+            let mine = CategoricalEvaluation.run(model: trained.model, params: trained.params.base, shard: shard,
+                                                 posteriorMean: posteriorMean)
+            sums = EvaluationSums(values: comm.sum(mine.sums.values))
+            tally = ClusterTally(clusters: a.latent, classes: a.classes, counts: comm.sum(mine.tally.counts))
+        } else {
+            let mine = Evaluation.run(model: trained.model, params: trained.params.base, shard: shard, samples: samples,
+                                      posteriorMean: posteriorMean, seed: UInt64(seed))
+            sums = EvaluationSums(values: comm.sum(mine.values))
+        }
         guard comm.isRoot else { return }
+        if categorical && samples != EvalCommand.defaultSamples {
+            AnalysisCLI.note("--samples is not used for a categorical latent: nll is exact (every category is decoded)")
+        }
         let n = Double(max(sums.count, 1))
         let dir = trained.path.hasSuffix("/model.safetensors") ? String(trained.path.dropLast("/model.safetensors".count)) : trained.path
-        let result: JSON = .object([
+        var fields: [(String, JSON)] = [
             ("checkpoint", .string(dir)),
+            ("latent_kind", .string(a.latentKind.rawValue)),
             ("test_samples", .number(Double(total))),
             ("loss", .number((sums.bce + sums.kl) / n)),
             ("bce", .number(sums.bce / n)),
             ("kl", .number(sums.kl / n)),
-            ("nll_iw", samples > 0 ? .number(sums.nllIW / n) : .null),
-            ("iw_samples", .number(Double(samples))),
+            ("nll_iw", samples > 0 && !categorical ? .number(sums.nllIW / n) : .null),
+            ("iw_samples", .number(categorical ? 0 : Double(samples))),
+        ]
+        if let tally {
+            fields += [("nll", .number(sums.nllIW / n)), ("nmi", .number(tally.nmi)), ("categories", .number(Double(a.latent)))]
+        }
+        fields += [
             ("posterior_mean", .bool(posteriorMean)),
             ("world_size", .number(Double(world))),
             ("seconds", .number(((Clock.now() - started) * 1000).rounded() / 1000)),
-        ])
-        print(result.serialized)
+        ]
+        print(JSON.object(fields).serialized)
         fflush(stdout)
     }
 }

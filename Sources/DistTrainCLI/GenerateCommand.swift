@@ -6,7 +6,7 @@ import Models
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate digits from a checkpoint: z ~ N(0, I), decoded with a chosen label, as a PNG grid.",
+        abstract: "Generate digits from a checkpoint: z ~ N(0, I) decoded with a chosen label (or each category of a categorical latent), as a PNG grid.",
         discussion: """
         --label L: COUNT images of label L, --cols per row (row-major, the last row padded with \
         black). The draws are repeatable: draw i depends only on --seed and i, so the same seed \
@@ -20,14 +20,23 @@ struct GenerateCommand: ParsableCommand {
         An unconditional model (conditioning "none") ignores --label. Cells are 28x28 with 2 \
         black pixels around and between them: the PNG is 30*cols+2 wide and 30*rows+2 high.
 
+        A categorical latent (model.latent_kind "categorical", e.g. configs/gumbel-vae.json) has \
+        a uniform prior over its K categories and no noise to draw: each category decodes to \
+        one image. The grid has ONE ROW PER CATEGORY 0..K-1, and one column, or, when the \
+        decoder also sees the label, one column per label 0-9 (row c, column y decodes \
+        [onehot(c) | onehot(y)]): PNG 32 x (30*K+2), or (30*classes+2) x (30*K+2). There, \
+        --label C selects CATEGORY C (one row) and --label all (the default) draws every \
+        category; --count, --cols and --seed are not used.
+
           disttrain generate --checkpoint runs/cvae/checkpoints/best --label 5 --count 100 --out fives.png
+          disttrain generate --checkpoint runs/gumbel-vae/checkpoints/best --out categories.png
         """
     )
 
     @Option(name: .long, help: AnalysisCLI.checkpointHelp)
     var checkpoint: String
 
-    @Option(name: .long, help: ArgumentHelp("Label to draw (0-9), or 'all' for the label grid. Ignored by an unconditional model.", valueName: "label|all"))
+    @Option(name: .long, help: ArgumentHelp("Label to draw (0-9), or 'all' for the label grid. Ignored by an unconditional model. For a categorical latent: the category to decode (0..K-1), or 'all' (default) for one row per category.", valueName: "label|all"))
     var label: LabelChoice?
 
     @Option(name: .long, help: "Number of images (default 100; ignored with --label all).")
@@ -54,6 +63,7 @@ struct GenerateCommand: ParsableCommand {
         let trained = try TrainedModel(checkpoint: checkpoint)
         let a = trained.architecture
         let runner = ModelRunner(model: trained.model, params: trained.params.base)
+        if a.latentKind == .categorical { return try writeCategories(runner, a) }
         var choice = label
         if !a.conditionsDecoder {
             if label != nil { AnalysisCLI.note("the model is unconditional (conditioning none): --label ignored") }
@@ -61,6 +71,7 @@ struct GenerateCommand: ParsableCommand {
         } else if choice == nil {
             throw AnalysisCommandError.needsLabel(classes: a.classes)
         }
+        if case let .one(l)? = choice { try AnalysisCLI.check(label: l, a) }
         try AnalysisCLI.prepareOutput(out)
         switch choice {
         case .all?:
@@ -68,11 +79,24 @@ struct GenerateCommand: ParsableCommand {
             let cells = Generator(model: trained.model, params: trained.params.base).labelGrid(cols: cols, seed: UInt64(seed))
             try AnalysisCLI.grid(rows: a.classes, cols: cols, a).writePNG(cells, to: out)
         case let .one(l)?:
-            try AnalysisCLI.check(label: l, a)
             try writeSamples(runner, label: l, a)
         case nil:
             try writeSamples(runner, label: 0, a)
         }
+    }
+
+    /// A categorical latent: one row per category (or the one chosen with --label).
+    func writeCategories(_ runner: ModelRunner, _ a: VAEArchitecture) throws {
+        var categories = Array(0..<a.latent)
+        if case let .one(c)? = label {
+            guard c < a.latent else { throw AnalysisError.categoryOutOfRange(category: c, categories: a.latent) }
+            categories = [c]
+        }
+        if count != nil { AnalysisCLI.note("--count is ignored for a categorical latent: one image per category") }
+        let (cells, columns) = runner.categoryGrid(categories: categories)
+        let grid = try AnalysisCLI.grid(rows: categories.count, cols: columns, a)
+        try AnalysisCLI.prepareOutput(out)
+        try grid.writePNG(cells, to: out)
     }
 
     func writeSamples(_ runner: ModelRunner, label: Int, _ a: VAEArchitecture) throws {

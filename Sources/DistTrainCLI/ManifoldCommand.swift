@@ -8,8 +8,8 @@ struct ManifoldCommand: ParsableCommand {
         commandName: "manifold",
         abstract: "Draw the latent space of a model with a 2-D latent: the decoded manifold and/or a scatter of the test set's codes.",
         discussion: """
-        Only for models with model.latent 2 (e.g. configs/vae-003-2d.json, configs/cvae-2d.json); \
-        any other latent size is an error.
+        Only for models with a 2-D Gaussian latent (model.latent 2, e.g. configs/vae-003-2d.json, \
+        configs/cvae-2d.json); any other latent size, and a categorical latent, is refused.
 
         --out F.png: an N x N grid (--n, default 15) of decoded latent points at the standard \
         normal quantiles q_i = ppf(p_i) of p = linspace(0.05, 0.95, N) (seed 003's layout): the \
@@ -62,6 +62,9 @@ struct ManifoldCommand: ParsableCommand {
         }
         let trained = try TrainedModel(checkpoint: checkpoint)
         let a = trained.architecture
+        guard a.latentKind == .gaussian else {
+            throw AnalysisError.needsGaussianLatent(path: trained.path, what: "a latent manifold", categories: a.latent)
+        }
         guard a.latent == 2 else { throw AnalysisError.latentNotTwo(path: trained.path, latent: a.latent) }
         let runner = ModelRunner(model: trained.model, params: trained.params.base)
 

@@ -6,10 +6,13 @@ import Models
 struct ReconstructCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconstruct",
-        abstract: "Reconstruct the first test images: originals and their decoded posterior means.",
+        abstract: "Reconstruct the first test images: originals and their decoded posterior means (most likely categories for a categorical latent).",
         discussion: """
         Each of the first COUNT test images is encoded (with its own label for a CVAE) and its \
-        posterior MEAN is decoded (with the same label). Layout: pairs of ROWS. --cols images \
+        posterior MEAN is decoded (with the same label). A categorical latent (Gumbel-softmax, \
+        model.latent_kind "categorical") has no mean: its MOST LIKELY CATEGORY (argmax of the \
+        encoder's logits) is decoded as a one-hot vector, so the reconstruction is deterministic \
+        and shows the image of the cluster the digit was put in. Layout: pairs of ROWS. --cols images \
         per row (default 10, fewer when COUNT is smaller); each row of originals is followed \
         directly below by the row of their reconstructions, so original i and its \
         reconstruction are in the same column. PNG (30*cols+2) x (60*ceil(COUNT/cols)+2); \

@@ -10,7 +10,9 @@ struct StyleCommand: ParsableCommand {
         discussion: """
         Each source image is encoded with its own label; its posterior MEAN z (no sampling) is \
         decoded with every label 0-9, so the re-drawn digits keep the source's style (slant, \
-        stroke width). Needs a model whose decoder sees the label (conditioning both or decoder).
+        stroke width). Needs a model whose decoder sees the label (conditioning both or decoder); \
+        any other model is refused. With a categorical latent the code decoded is the source's \
+        most likely category (one-hot), not a mean.
 
         --test-index I: one row of 11 cells from test image I: the original, then the re-drawings \
         as labels 0, 1, ..., 9 (a grey line separates the original). PNG 332 x 32.
