@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "CVectorMath"),
 
         // The math: layers, activations, losses, the VAE family. No MPI here.
-        .target(name: "Models", dependencies: ["COpenBLAS", "CVectorMath"]),
+        .target(name: "Models", dependencies: ["COpenBLAS", "CVectorMath", "CAllocCount"]),
 
         // Distribution, data, optimizer, trainer, checkpoints, images, config.
         .target(name: "DistTrain", dependencies: [

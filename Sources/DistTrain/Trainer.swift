@@ -52,6 +52,8 @@ public struct PhaseTimes: Sendable {
     /// the part of them made inside MPI calls.
     public var allocations: UInt64 = 0
     public var communicatorAllocations: UInt64 = 0
+    /// The part made inside cblas_sgemm (OpenBLAS's threaded path allocates per call).
+    public var blasAllocations: UInt64 = 0
 
     public init() {}
 
@@ -64,14 +66,15 @@ public struct PhaseTimes: Sendable {
                         ("eval_seconds", .number((eval * 1000).rounded() / 1000))])
     }
 
-    /// Allocations per step made by disttrain's own code (everything but MPI's calls) and by
-    /// MPI, for metrics.jsonl; null where allocations cannot be counted.
+    /// Allocations per step made by disttrain's own code (everything but MPI's and OpenBLAS's
+    /// calls), by MPI and by OpenBLAS, for metrics.jsonl; null where they cannot be counted.
     public var allocationsJSON: [(String, JSON)] {
         guard AllocationCounter.isAvailable else { return [("allocations_per_step", .null)] }
         let n = Double(max(steps, 1))
-        let own = allocations &- min(communicatorAllocations, allocations)
+        let own = allocations &- min(communicatorAllocations &+ blasAllocations, allocations)
         return [("allocations_per_step", .number(Double(own) / n)),
-                ("mpi_allocations_per_step", .number(Double(communicatorAllocations) / n))]
+                ("mpi_allocations_per_step", .number(Double(communicatorAllocations) / n)),
+                ("blas_allocations_per_step", .number(Double(blasAllocations) / n))]
     }
 }
 
@@ -358,6 +361,7 @@ public final class Trainer {
         var first = state.stepInEpoch * b
         let allocationsBefore = AllocationCounter.count
         let communicatorBefore = reducer.communicatorAllocations
+        let blasBefore = BLASAllocations.count
         var t = Clock.now()
         workspace.temperature = Temperature.at(step: state.globalStep, config: config)  // [gumbel]
         for m in 0..<micro {
@@ -393,6 +397,7 @@ public final class Trainer {
         times.steps += 1
         times.allocations &+= AllocationCounter.count &- allocationsBefore
         times.communicatorAllocations &+= reducer.communicatorAllocations &- communicatorBefore
+        times.blasAllocations &+= BLASAllocations.count &- blasBefore
         return BatchLoss(bce: Double(grads.base[p]), kl: Double(grads.base[p + 1]), rows: plan.globalBatch)
     }
 
@@ -438,24 +443,19 @@ public final class Trainer {
         // [gumbel] temperature, and a K x classes contingency table of argmax q(c|x) vs label.
         workspace.temperature = Temperature.at(step: state.globalStep, config: config)
         let categorical = a.latentKind == .categorical
-        var table = [Double](repeating: 0, count: categorical ? a.latent * a.classes : 0)
+        var tally = ClusterTally(clusters: categorical ? a.latent : 0, classes: a.classes)
         while start < test.count {
             let rows = min(workspace.capacity, test.count - start)
             for r in 0..<rows { test.fill(workspace, row: r, local: start + r, architecture: a) }
             GaussianNoise.fill(workspace.eps.base, rows: rows, dim: a.latent, ids: workspace.ids, key: key)
             total += model.loss(params.base, workspace, rows: rows)
             if categorical {
-                for r in 0..<rows {
-                    let l = workspace.heads.base + r * a.latent
-                    var best = 0
-                    for j in 1..<a.latent where l[j] > l[best] { best = j }
-                    table[best * a.classes + Int(workspace.labels[r])] += 1
-                }
+                for r in 0..<rows { tally.add(logits: workspace.heads.base + r * a.latent, label: Int(workspace.labels[r])) }
             }
             start += rows
         }
         if categorical {
-            lastTestNMI = Clustering.nmi(contingency: comm.sum(table), rows: a.latent, cols: a.classes)
+            lastTestNMI = ClusterTally(clusters: a.latent, classes: a.classes, counts: comm.sum(tally.counts)).nmi
         }
         let sums = comm.sum([total.bce, total.kl, Double(total.rows)])
         return BatchLoss(bce: sums[0], kl: sums[1], rows: Int(sums[2]))

@@ -36,10 +36,12 @@ public struct Linear: Sendable {
     /// y[rows, out] = x[rows, in] W^T, without the bias (the caller fuses bias and activation).
     @inline(__always)
     public func forwardNoBias(_ params: UnsafePointer<Float>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                    Int32(rows), Int32(outFeatures), Int32(inFeatures),
-                    1, x, Int32(inFeatures), params + weightOffset, Int32(inFeatures),
-                    0, y, Int32(outFeatures))
+        BLASAllocations.counting {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                        Int32(rows), Int32(outFeatures), Int32(inFeatures),
+                        1, x, Int32(inFeatures), params + weightOffset, Int32(inFeatures),
+                        0, y, Int32(outFeatures))
+        }
     }
 
     /// y = x W^T + b (no activation), for output layers and heads.
@@ -60,10 +62,12 @@ public struct Linear: Sendable {
                          x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
                          rows: Int, accumulate: Bool) {
         // dW[out, in] (+)= dy^T x
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
-                    Int32(outFeatures), Int32(inFeatures), Int32(rows),
-                    1, dy, Int32(outFeatures), x, Int32(inFeatures),
-                    accumulate ? 1 : 0, grads + weightOffset, Int32(inFeatures))
+        BLASAllocations.counting {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                        Int32(outFeatures), Int32(inFeatures), Int32(rows),
+                        1, dy, Int32(outFeatures), x, Int32(inFeatures),
+                        accumulate ? 1 : 0, grads + weightOffset, Int32(inFeatures))
+        }
         // db (+)= column sums of dy; row by row so the inner loop vectorizes.
         let db = grads + biasOffset
         if !accumulate { db.update(repeating: 0, count: outFeatures) }
@@ -72,10 +76,12 @@ public struct Linear: Sendable {
             for j in 0..<outFeatures { db[j] += row[j] }
         }
         if let dx {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                        Int32(rows), Int32(inFeatures), Int32(outFeatures),
-                        1, dy, Int32(outFeatures), params + weightOffset, Int32(inFeatures),
-                        0, dx, Int32(inFeatures))
+            BLASAllocations.counting {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                            Int32(rows), Int32(inFeatures), Int32(outFeatures),
+                            1, dy, Int32(outFeatures), params + weightOffset, Int32(inFeatures),
+                            0, dx, Int32(inFeatures))
+            }
         }
     }
 
