@@ -172,6 +172,28 @@ struct CategoricalCommandTests {
         for key in ["loss", "nll", "nmi"] { #expect(other[key] == j[key], "\(key)") }
     }
 
+    @Test("the trainer's test loss of a categorical model is the exact negative ELBO (no relaxed sample), and its NMI the argmax one")
+    func trainerTestLossIsExact() throws {
+        let run = try CommandFixtures.gumbel.get()
+        let trained = try TrainedModel(checkpoint: try CommandFixtures.checkpoint(CommandFixtures.gumbel))
+        var config = Support.smallConfig(out: run + "-evaluate")
+        config.model.latentKind = .categorical
+        config.model.latent = 10
+        config.model.conditioning = .none
+        config.training.tauStart = 10
+        config.training.tauMin = 0.5
+        config.training.tauDecay = 1e-2
+        var options = TrainOptions()
+        options.printEpochs = false
+        let trainer = try Trainer(config: config, comm: Support.world, options: options, logger: CommandFixtures.quiet)
+        trainer.params.base.update(from: trained.params.base, count: trainer.params.count)
+        // Decoding a relaxed sample (at tau 10 at step 0) would give a different, noisy figure.
+        let hot = trainer.evaluate()
+        let exact = CategoricalEvaluation.run(model: trainer.model, params: trainer.params.base, shard: trainer.test, posteriorMean: false)
+        #expect(abs(hot.bce - exact.sums.bce) <= 1e-9 * exact.sums.bce && abs(hot.kl - exact.sums.kl) <= 1e-9 * max(exact.sums.kl, 1))
+        #expect(trainer.lastTestNMI == exact.tally.nmi)
+    }
+
     @Test("eval of a categorical model under mpirun -n 2 agrees with one rank")
     func evalMPI() throws {
         let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
