@@ -95,6 +95,12 @@ public struct CategoricalEvaluation: Equatable, Sendable {
         return result
     }
 
+    /// The sums and the contingency table added up over every rank of `comm` (collective).
+    public func summed(over comm: Communicator) -> CategoricalEvaluation {
+        CategoricalEvaluation(sums: EvaluationSums(values: comm.sum(sums.values)),
+                              tally: ClusterTally(clusters: tally.clusters, classes: tally.classes, counts: comm.sum(tally.counts)))
+    }
+
     /// softmax of `count` float32 logits, in float64.
     static func softmax(_ logits: UnsafePointer<Float>, count: Int) -> [Double] {
         var m = -Double.infinity

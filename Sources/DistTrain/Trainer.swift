@@ -443,9 +443,9 @@ public final class Trainer {
         let a = model.architecture
         if a.latentKind == .categorical {  // [gumbel]
             let exact = CategoricalEvaluation.run(model: model, params: params.base, shard: test, posteriorMean: false)
-            let sums = EvaluationSums(values: comm.sum(exact.sums.values))
-            lastTestNMI = ClusterTally(clusters: a.latent, classes: a.classes, counts: comm.sum(exact.tally.counts)).nmi
-            return BatchLoss(bce: sums.bce, kl: sums.kl, rows: sums.count)
+                .summed(over: comm)
+            lastTestNMI = exact.tally.nmi
+            return BatchLoss(bce: exact.sums.bce, kl: exact.sums.kl, rows: exact.sums.count)
         }
         var total = BatchLoss()
         var start = 0

@@ -54,9 +54,9 @@ struct EvalCommand: ParsableCommand {
         the true label, over the COUNT images
 
         There nll_iw is null and iw_samples 0 (nothing is sampled; --samples and --seed are not \
-        used), and the output adds nll, nmi and categories (K). loss differs from the trainer's \
-        test_loss, which decodes a Gumbel-softmax sample at the current temperature. Every \
-        output has latent_kind ("gaussian" or "categorical").
+        used), and the output adds nll, nmi and categories (K). Over the whole test set, loss \
+        and nmi are the trainer's test_loss and test_nmi of the same checkpoint. Every output \
+        has latent_kind ("gaussian" or "categorical").
 
         Under mpirun the first COUNT images are split into contiguous shards, one per rank, and \
         the sums are added across ranks; noise is keyed by image index, so the numbers do not \
@@ -129,10 +129,10 @@ struct EvalCommand: ParsableCommand {
         var sums: EvaluationSums
         var tally: ClusterTally?
         if categorical {
-            let mine = CategoricalEvaluation.run(model: trained.model, params: trained.params.base, shard: shard,
-                                                 posteriorMean: posteriorMean)
-            sums = EvaluationSums(values: comm.sum(mine.sums.values))
-            tally = ClusterTally(clusters: a.latent, classes: a.classes, counts: comm.sum(mine.tally.counts))
+            let all = CategoricalEvaluation.run(model: trained.model, params: trained.params.base, shard: shard,
+                                                posteriorMean: posteriorMean).summed(over: comm)
+            sums = all.sums
+            tally = all.tally
         } else {
             let mine = Evaluation.run(model: trained.model, params: trained.params.base, shard: shard, samples: samples,
                                       posteriorMean: posteriorMean, seed: UInt64(seed))
