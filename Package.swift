@@ -7,6 +7,7 @@ let package = Package(
         .executable(name: "disttrain", targets: ["DistTrainCLI"]),
         .library(name: "DistTrain", targets: ["DistTrain"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "DistTrainIO", targets: ["DistTrainIO"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,21 +32,29 @@ let package = Package(
         // The math: layers, activations, losses, the VAE family. No MPI here.
         .target(name: "Models", dependencies: ["COpenBLAS", "CVectorMath", "CAllocCount"]),
 
-        // Distribution, data, optimizer, trainer, checkpoints, images, config.
+        // File formats and file handling that know nothing of training: JSON, IDX, safetensors,
+        // the PNG encoder, TensorBoard event files, atomic writes.
+        .target(name: "DistTrainIO", dependencies: ["CZlib"]),
+
+        // Distribution, data, optimizer, trainer, checkpoints, reporting, evaluation, pictures.
         .target(name: "DistTrain", dependencies: [
-            "Models", "MPIShim", "CZlib", "CVectorMath", "CAllocCount",
+            "Models", "DistTrainIO", "MPIShim", "CZlib", "CVectorMath", "CAllocCount",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         // The thin `disttrain` command line.
         .executableTarget(name: "DistTrainCLI", dependencies: [
-            "DistTrain", "Models",
+            "DistTrain", "DistTrainIO", "Models",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
-        .testTarget(name: "DistTrainTests", dependencies: ["DistTrain", "Models", .product(name: "Logging", package: "swift-log")],
+        // Test-only helpers shared by the test targets: temporary directories, MNIST paths, and
+        // the PNG decoder (only tests read PNGs).
+        .target(name: "IOTestSupport", dependencies: ["DistTrainIO", "CZlib"], path: "Tests/IOTestSupport"),
+        .testTarget(name: "DistTrainIOTests", dependencies: ["DistTrainIO", "IOTestSupport", "CZlib"]),
+        .testTarget(name: "DistTrainTests", dependencies: ["DistTrain", "DistTrainIO", "IOTestSupport", "Models", .product(name: "Logging", package: "swift-log")],
                     resources: []),
     ]
 )

@@ -1,3 +1,4 @@
+import DistTrainIO
 import ArgumentParser
 import DistTrain
 import Logging

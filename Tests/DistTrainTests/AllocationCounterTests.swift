@@ -1,5 +1,6 @@
 import Testing
 @testable import DistTrain
+@testable import DistTrainIO
 
 /// The interposed malloc family really counts: otherwise "0 allocations per step" in the
 /// metrics would prove nothing. Other suites run in parallel and allocate too, so these

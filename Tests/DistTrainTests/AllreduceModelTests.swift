@@ -2,6 +2,7 @@ import Foundation
 import Models
 import Testing
 @testable import DistTrain
+@testable import DistTrainIO
 
 /// The ring allreduce cost model, its least-squares fit, and the benchmark's records.
 struct AllreduceModelTests {

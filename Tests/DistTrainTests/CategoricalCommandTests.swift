@@ -2,6 +2,8 @@ import Foundation
 import Models
 import Testing
 @testable import DistTrain
+@testable import DistTrainIO
+import IOTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Models
 @testable import DistTrain
+@testable import DistTrainIO
 
 /// [gumbel] NMI (arithmetic normalization, as scikit-learn's default), the temperature schedule,
 /// and the categorical-latent config / checkpoint metadata.

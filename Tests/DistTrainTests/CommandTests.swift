@@ -3,6 +3,8 @@ import Logging
 import Models
 import Testing
 @testable import DistTrain
+@testable import DistTrainIO
+import IOTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import DistTrain
+@testable import DistTrainIO
 
 struct ConfigTests {
     func parse(_ text: String) throws -> TrainConfig { try TrainConfig(json: try JSON.parse(text)) }

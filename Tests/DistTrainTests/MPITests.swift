@@ -3,6 +3,7 @@ import Logging
 import Models
 import Testing
 @testable import DistTrain
+@testable import DistTrainIO
 
 /// Tests that use MPI. Each holds for any world size: `swift test` runs them as a world of one,
 /// and `mpirun -n 2|4 <test binary> --testing-library swift-testing --filter MPITests` runs

@@ -1,6 +1,7 @@
 import Models
 import Testing
 @testable import DistTrain
+@testable import DistTrainIO
 
 struct SamplerTests {
     /// Labels with a skewed class distribution (label k has weight k + 5: label 9 is 2.8 times as common as label 0).

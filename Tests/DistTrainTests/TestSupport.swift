@@ -1,4 +1,5 @@
 import DistTrain
+import DistTrainIO
 import Foundation
 import Models
 

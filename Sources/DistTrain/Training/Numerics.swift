@@ -1,3 +1,4 @@
+import DistTrainIO
 /// Whole-buffer checks over the flat buffers, written to vectorize.
 public enum Numerics {
     /// True when no element is NaN or infinite: x * 0 is 0 for finite x and NaN otherwise,

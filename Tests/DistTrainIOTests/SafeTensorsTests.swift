@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import DistTrain
+@testable import DistTrainIO
+import IOTestSupport
 
 @Suite struct SafeTensorsTests {
     /// A safetensors file built by hand: length prefix, header text as given, data bytes.

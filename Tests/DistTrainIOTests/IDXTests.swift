@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import DistTrain
+@testable import DistTrainIO
+import IOTestSupport
 
 @Suite struct IDXTests {
     let trainImages = IOTestFiles.mnist + "/train-images-idx3-ubyte.gz"

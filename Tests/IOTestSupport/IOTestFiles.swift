@@ -3,10 +3,10 @@ import Foundation
 import Testing
 
 /// A fresh temporary directory, removed when the value goes away.
-final class IOTestDirectory {
-    let path: String
+public final class IOTestDirectory {
+    public let path: String
 
-    init() throws {
+    public init() throws {
         path = NSTemporaryDirectory() + "disttrain-io-test-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
@@ -14,30 +14,30 @@ final class IOTestDirectory {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
     /// The path of `name` inside the directory.
-    func file(_ name: String) -> String { path + "/" + name }
+    public func file(_ name: String) -> String { path + "/" + name }
 
     /// Names of the entries in the directory, sorted.
-    func listing() throws -> [String] {
+    public func listing() throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: path).sorted()
     }
 }
 
-enum IOTestFiles {
+public enum IOTestFiles {
     /// The vendored MNIST directory of the package.
-    static let mnist: String = URL(fileURLWithPath: #filePath)
+    public static let mnist: String = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("data/mnist").path
 
-    static func write(_ bytes: [UInt8], to path: String) throws {
+    public static func write(_ bytes: [UInt8], to path: String) throws {
         try Data(bytes).write(to: URL(fileURLWithPath: path))
     }
 
-    static func read(_ path: String) throws -> [UInt8] {
+    public static func read(_ path: String) throws -> [UInt8] {
         [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     }
 
     /// Writes `bytes` gzip-compressed with zlib's own gzip writer.
-    static func writeGzip(_ bytes: [UInt8], to path: String) throws {
+    public static func writeGzip(_ bytes: [UInt8], to path: String) throws {
         guard let file = gzopen(path, "wb") else { throw CocoaError(.fileWriteUnknown) }
         let written = bytes.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) }
         let closed = gzclose(file)
@@ -45,7 +45,7 @@ enum IOTestFiles {
     }
 
     /// IDX bytes: big-endian magic and dimensions, then the payload.
-    static func idx(magic: UInt32, dims: [UInt32], payload: [UInt8]) -> [UInt8] {
+    public static func idx(magic: UInt32, dims: [UInt32], payload: [UInt8]) -> [UInt8] {
         var bytes: [UInt8] = []
         for value in [magic] + dims {
             bytes += [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
@@ -54,7 +54,7 @@ enum IOTestFiles {
     }
 
     /// Runs a command; nil if it could not be started.
-    static func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String)? {
+    public static func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String)? {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [executable] + arguments
@@ -68,5 +68,5 @@ enum IOTestFiles {
     }
 
     /// Whether `python3` runs at all.
-    static let hasPython: Bool = run("python3", ["-c", "pass"])?.status == 0
+    public static let hasPython: Bool = run("python3", ["-c", "pass"])?.status == 0
 }

@@ -1,3 +1,4 @@
+import DistTrainIO
 import Models
 #if canImport(Glibc)
 import Glibc
@@ -53,17 +54,10 @@ public struct RunDirectory {
         unlink(probe)
     }
 
-    /// mkdir -p.
+    /// mkdir -p, failing with a `RunDirectoryError`.
     public static func makeDirectories(_ path: String) throws {
-        var current = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
-            current += "/" + part
-            if mkdir(current, 0o755) != 0 && errno != EEXIST {
-                throw RunDirectoryError.cannotCreate(path: path, reason: String(cString: strerror(errno)))
-            }
-            if !FileBytes.isDirectory(current) {
-                throw RunDirectoryError.cannotCreate(path: path, reason: "\(current) is not a directory")
-            }
+        do { try Directories.make(path) } catch let e as DirectoryCreationError {
+            throw RunDirectoryError.cannotCreate(path: e.path, reason: e.reason)
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import DistTrain
+@testable import DistTrainIO
+import IOTestSupport
 
 @Suite struct AtomicFileTests {
     @Test func contentLandsAndReplaces() throws {

@@ -1,3 +1,4 @@
+import DistTrainIO
 #if canImport(Glibc)
 import Glibc
 #endif

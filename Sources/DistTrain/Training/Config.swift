@@ -1,3 +1,4 @@
+import DistTrainIO
 import Models
 
 /// A problem with a configuration file or an override, naming the field at fault.

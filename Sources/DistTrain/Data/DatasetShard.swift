@@ -1,3 +1,4 @@
+import DistTrainIO
 import Models
 
 /// Images and labels do not belong together.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import DistTrain
+@testable import DistTrainIO
+import IOTestSupport
 
 /// A minimal reader for what `TensorBoardWriter` writes: TFRecord framing (with CRC checks)
 /// and a generic protocol buffer field decoder, written independently of the writer's encoder.

@@ -271,7 +271,7 @@ extension JSON {
     }
 
     /// Integers print without a fraction; other numbers with the shortest round-tripping form.
-    static func format(_ n: Double) -> String {
+    public static func format(_ n: Double) -> String {
         if !n.isFinite { return "null" }
         if n == n.rounded(), abs(n) < 1e15 { return String(Int64(n)) }
         return "\(n)"

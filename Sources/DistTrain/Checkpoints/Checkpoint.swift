@@ -1,3 +1,4 @@
+import DistTrainIO
 import Models
 #if canImport(Glibc)
 import Glibc

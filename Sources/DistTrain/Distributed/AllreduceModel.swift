@@ -1,3 +1,4 @@
+import DistTrainIO
 /// The alpha-beta cost model of a ring allreduce, fitted to measured allreduce times.
 ///
 /// A ring allreduce of n bytes over p ranks runs p - 1 reduce-scatter steps and p - 1 allgather

@@ -1,3 +1,4 @@
+import DistTrainIO
 import Models
 
 /// Tiles 28x28 (or any size) float images in [0, 1] into one 8-bit grayscale picture:

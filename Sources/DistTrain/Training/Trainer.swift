@@ -1,3 +1,4 @@
+import DistTrainIO
 import Logging
 import Models
 #if canImport(Glibc)

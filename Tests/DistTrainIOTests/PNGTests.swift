@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import DistTrain
+@testable import DistTrainIO
+import IOTestSupport
 
 @Suite struct PNGTests {
     /// A gradient with a little texture so every filter type gets chosen somewhere.
