@@ -1,58 +1,5 @@
 import Models
 
-/// Why a dataset cannot be split into the requested batches.
-public enum BatchingError: Error, CustomStringConvertible, Equatable {
-    case localBatchTooSmall(globalBatch: Int, world: Int, localBatch: Int, classes: Int)
-    case shardTooSmall(rank: Int, shardSize: Int, localBatch: Int)
-    case labelMissing(rank: Int, label: Int)
-    case moreRanksThanSamples(world: Int, samples: Int)
-
-    public var description: String {
-        switch self {
-        case let .localBatchTooSmall(g, w, b, c):
-            return "global batch \(g) over \(w) ranks gives local batches of \(b), fewer than the \(c) classes: every local batch must hold every label (use a global batch of at least \(w * c))"
-        case let .shardTooSmall(rank, n, b):
-            return "rank \(rank)'s shard has \(n) samples, fewer than one local batch of \(b)"
-        case let .labelMissing(rank, label):
-            return "rank \(rank)'s shard has no sample of label \(label), but every batch must hold every label: use fewer ranks or check the labels file"
-        case let .moreRanksThanSamples(w, n):
-            return "\(w) ranks but only \(n) training samples: at least one sample per rank is needed"
-        }
-    }
-}
-
-/// How a global batch and a dataset divide over ranks. Pure arithmetic, identical on every rank,
-/// so all ranks agree on the step count without communicating.
-public struct BatchPlan: Equatable, Sendable {
-    public let globalBatch: Int
-    public let world: Int
-    public let samples: Int
-
-    public init(globalBatch: Int, world: Int, samples: Int, classes: Int) throws {
-        guard samples >= world else { throw BatchingError.moreRanksThanSamples(world: world, samples: samples) }
-        self.globalBatch = globalBatch
-        self.world = world
-        self.samples = samples
-        let smallest = globalBatch / world
-        guard smallest >= classes else {
-            throw BatchingError.localBatchTooSmall(globalBatch: globalBatch, world: world, localBatch: smallest, classes: classes)
-        }
-        for r in 0..<world where shard(r).count < localBatch(r) {
-            throw BatchingError.shardTooSmall(rank: r, shardSize: shard(r).count, localBatch: localBatch(r))
-        }
-    }
-
-    /// Rank r's contiguous slice of the dataset (sizes differ by at most one).
-    public func shard(_ r: Int) -> Range<Int> { (samples * r / world)..<(samples * (r + 1) / world) }
-
-    /// Rank r's share of the global batch; when the batch does not divide evenly the first
-    /// ranks take one more, and gradients are weighted by sample counts.
-    public func localBatch(_ r: Int) -> Int { globalBatch / world + (r < globalBatch % world ? 1 : 0) }
-
-    /// Steps per epoch: the most every rank can take with full local batches.
-    public var stepsPerEpoch: Int { (0..<world).map { shard($0).count / localBatch($0) }.min()! }
-}
-
 /// Draws each epoch's local batches so that every batch holds every label.
 ///
 /// Each label k gets a quota of max(1, floor(b * n_k / n)) slots per batch (n_k of the shard's

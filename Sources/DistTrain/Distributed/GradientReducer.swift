@@ -1,35 +1,5 @@
 import Models
 
-/// bfloat16 conversions: the top 16 bits of a float32, rounded to nearest even.
-public enum BFloat16 {
-    @inline(__always)
-    public static func round(_ x: Float) -> UInt16 {
-        let bits = x.bitPattern
-        if x.isNaN { return UInt16(bits >> 16) | 0x40 }  // stay NaN
-        let rounding = 0x7FFF + ((bits >> 16) & 1)
-        return UInt16(truncatingIfNeeded: (bits &+ rounding) >> 16)
-    }
-
-    @inline(__always)
-    public static func widen(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
-}
-
-/// How gradients are summed across ranks.
-public enum AllreduceMode: String, CaseIterable, Sendable {
-    /// One blocking MPI_Allreduce of the whole buffer after backward.
-    case single
-    /// Buckets of a few layers each, started with MPI_Iallreduce as soon as backward has
-    /// produced them and waited for before the optimizer step (PyTorch DDP / Horovod style).
-    case overlap
-}
-
-/// The number format gradients travel in.
-public enum WirePrecision: String, CaseIterable, Sendable {
-    case fp32
-    /// bfloat16 on the wire (half the bytes), float32 arithmetic in every addition.
-    case bf16
-}
-
 /// Sums the flat gradient buffer across ranks, in one piece or in buckets overlapped with
 /// backward. All storage is allocated up front: this code allocates nothing per step (MPI itself may;
 /// see `communicatorAllocations`).

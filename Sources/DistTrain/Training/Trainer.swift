@@ -5,80 +5,6 @@ import Models
 import Glibc
 #endif
 
-/// Run-time switches that are not part of the experiment (the config is).
-public struct TrainOptions: Sendable {
-    /// Continue from the run directory's latest checkpoint.
-    public var resume = false
-    /// Continue from this checkpoint directory instead.
-    public var resumeFrom: String?
-    /// Debug: poison one rank's local gradient with NaN at a global step: (rank, step).
-    public var poisonGradient: (rank: Int, step: Int)?
-    /// Print per-epoch lines on stdout (rank 0).
-    public var printEpochs = true
-    /// Start from these weights (a safetensors file in disttrain's layout, e.g. written by
-    /// PyTorch) instead of a fresh initialization. Optimizer state starts fresh.
-    public var initFrom: String?
-    /// Write TensorBoard event files to RUN/tb (rank 0).
-    public var tensorboard = true
-    /// Show a live progress line when stdout is a terminal (rank 0).
-    public var liveProgress = true
-
-    public init() {}
-}
-
-/// One epoch's summary as reported in metrics.jsonl.
-public struct EpochReport: Sendable {
-    public var epoch: Int
-    public var step: Int
-    public var train: BatchLoss
-    public var test: BatchLoss
-    public var samplesPerSecond: Double
-    public var seconds: Double
-    /// Where the epoch's time went (rank 0's clock).
-    public var times: PhaseTimes
-}
-
-/// Seconds spent in each phase of training steps, summed over `steps` steps.
-public struct PhaseTimes: Sendable {
-    public var data = 0.0
-    public var forward = 0.0
-    public var backward = 0.0
-    /// Waiting for the gradient sum after backward (the part communication did not overlap).
-    public var allreduce = 0.0
-    public var optimizer = 0.0
-    /// Test-set evaluation at the epoch end.
-    public var eval = 0.0
-    public var steps = 0
-    /// Heap allocations during the steps (whole process, measured by AllocationCounter), and
-    /// the part of them made inside MPI calls.
-    public var allocations: UInt64 = 0
-    public var communicatorAllocations: UInt64 = 0
-    /// The part made inside cblas_sgemm (OpenBLAS's threaded path allocates per call).
-    public var blasAllocations: UInt64 = 0
-
-    public init() {}
-
-    /// Milliseconds per step of each step phase, for metrics.jsonl.
-    public var json: JSON {
-        let n = Double(max(steps, 1)) / 1000
-        func ms(_ x: Double) -> JSON { .number((x / n * 1000).rounded() / 1000) }
-        return .object([("data", ms(data)), ("forward", ms(forward)), ("backward", ms(backward)),
-                        ("allreduce_wait", ms(allreduce)), ("optimizer", ms(optimizer)),
-                        ("eval_seconds", .number((eval * 1000).rounded() / 1000))])
-    }
-
-    /// Allocations per step made by disttrain's own code (everything but MPI's and OpenBLAS's
-    /// calls), by MPI and by OpenBLAS, for metrics.jsonl; null where they cannot be counted.
-    public var allocationsJSON: [(String, JSON)] {
-        guard AllocationCounter.isAvailable else { return [("allocations_per_step", .null)] }
-        let n = Double(max(steps, 1))
-        let own = allocations &- min(communicatorAllocations &+ blasAllocations, allocations)
-        return [("allocations_per_step", .number(Double(own) / n)),
-                ("mpi_allocations_per_step", .number(Double(communicatorAllocations) / n)),
-                ("blas_allocations_per_step", .number(Double(blasAllocations) / n))]
-    }
-}
-
 /// Data-parallel training of one VAE: every rank runs this with the same config.
 ///
 /// Per step: fill the local batch from this rank's shard, forward + backward into the flat
@@ -569,27 +495,4 @@ func fmt(_ x: Double, _ decimals: Int = 3) -> String {
     let frac = Int(v - Double(whole) * scale)
     let f = String(frac)
     return (x < 0 ? "-" : "") + "\(whole)." + String(repeating: "0", count: max(0, decimals - f.count)) + f
-}
-
-/// Monotonic and wall clocks in seconds.
-public enum Clock {
-    public static func now() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
-
-    /// Seconds since `t`, and moves `t` to now.
-    @inline(__always)
-    public static func lap(_ t: inout Double) -> Double {
-        let n = now()
-        defer { t = n }
-        return n - t
-    }
-
-    public static func wall() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_REALTIME, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
 }

@@ -1,0 +1,171 @@
+import DistTrainIO
+import Models
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Batched forward passes of a trained model for pictures and analysis (not the step loop:
+/// these allocate their workspaces per call).
+public struct ModelRunner {
+    public let model: VAE
+    public let params: UnsafePointer<Float>
+    /// Rows per forward pass.
+    public let batch: Int
+
+    public init(model: VAE, params: UnsafePointer<Float>, batch: Int = 500) {
+        self.model = model
+        self.params = params
+        self.batch = max(1, batch)
+    }
+
+    /// The encoder's heads (rows `headsWidth` floats apart: [mean | logvar], or the K category
+    /// logits) for `shard`'s records `locals` (local indices), each encoded with its own label.
+    public func encodedHeads(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
+        let a = model.architecture
+        guard shard.inputDim == a.inputDim else {
+            throw AnalysisError.imageSize(path: "the data", pixels: shard.inputDim, modelPixels: a.inputDim)
+        }
+        let width = a.headsWidth
+        let ws = VAEWorkspace(architecture: a, capacity: min(batch, max(locals.count, 1)))
+        var out = [Float](repeating: 0, count: locals.count * width)
+        var start = 0
+        while start < locals.count {
+            let rows = min(ws.capacity, locals.count - start)
+            for r in 0..<rows { shard.fill(ws, row: r, local: locals[start + r], architecture: a) }
+            model.encode(params, ws, rows: rows)
+            for i in 0..<(rows * width) { out[start * width + i] = ws.heads.base[i] }
+            start += rows
+        }
+        return out
+    }
+
+    /// Posterior means (rows `latent` floats apart) of `shard`'s records `locals` (local indices),
+    /// each encoded with its own label. Gaussian latents only: a categorical latent has no mean
+    /// (see `codes`), and throws `AnalysisError.needsGaussianLatent`.
+    public func posteriorMeans(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
+        let a = model.architecture
+        guard a.latentKind == .gaussian else {
+            throw AnalysisError.needsGaussianLatent(path: nil, what: "a posterior mean", categories: a.latent)
+        }
+        let heads = try encodedHeads(shard, locals: locals)
+        var out = [Float](repeating: 0, count: locals.count * a.latent)
+        for r in 0..<locals.count {
+            for j in 0..<a.latent { out[r * a.latent + j] = heads[r * 2 * a.latent + j] }
+        }
+        return out
+    }
+
+    /// The deterministic code of each record (rows `latent` floats apart), what the decoder is
+    /// given to reconstruct or restyle it: the posterior mean of a Gaussian latent, the one-hot
+    /// most likely category (argmax of the logits) of a categorical one.
+    public func codes(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
+        let a = model.architecture
+        switch a.latentKind {
+        case .gaussian:
+            return try posteriorMeans(shard, locals: locals)
+        case .categorical:
+            let logits = try encodedHeads(shard, locals: locals)
+            let categories = logits.withUnsafeBufferPointer { p in
+                (0..<locals.count).map { ClusterTally.argmax(p.baseAddress! + $0 * a.latent, count: a.latent) }
+            }
+            return ModelRunner.oneHot(categories, width: a.latent)
+        }
+    }
+
+    /// Rows of `width` zeros with a 1 at each index.
+    public static func oneHot(_ indices: [Int], width: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: indices.count * width)
+        for (r, i) in indices.enumerated() { out[r * width + i] = 1 }
+        return out
+    }
+
+    /// Pixel probabilities in [0, 1] (rows `inputDim` floats apart) for each (z, label) pair.
+    /// `z` holds `labels.count * latent` floats; labels are ignored by an unconditional decoder.
+    public func decode(z: [Float], labels: [Int]) -> [Float] {
+        let a = model.architecture
+        precondition(z.count == labels.count * a.latent)
+        let ws = VAEWorkspace(architecture: a, capacity: min(batch, max(labels.count, 1)))
+        var out = [Float](repeating: 0, count: labels.count * a.inputDim)
+        var start = 0
+        while start < labels.count {
+            let rows = min(ws.capacity, labels.count - start)
+            for r in 0..<rows {
+                let dst = ws.decoderInput.base + r * a.decoderInputWidth
+                for j in 0..<a.latent { dst[j] = z[(start + r) * a.latent + j] }
+                ws.setLabel(row: r, label: labels[start + r], architecture: a)
+            }
+            model.decode(params, ws, rows: rows)
+            out.withUnsafeMutableBufferPointer {
+                BinaryCrossEntropy.sigmoid(ws.logits.base, $0.baseAddress! + start * a.inputDim, count: rows * a.inputDim)
+            }
+            start += rows
+        }
+        return out
+    }
+
+    /// `count` draws z ~ N(0, I), repeatable from `seed` (draw i depends only on seed and i).
+    public func priorDraws(count: Int, seed: UInt64) -> [Float] {
+        let latent = model.architecture.latent
+        var z = [Float](repeating: 0, count: count * latent)
+        guard count > 0 else { return z }
+        let ids = (0..<count).map { Int32(truncatingIfNeeded: $0) }
+        z.withUnsafeMutableBufferPointer { zp in
+            ids.withUnsafeBufferPointer {
+                GaussianNoise.fill(zp.baseAddress!, rows: count, dim: latent, ids: $0.baseAddress!,
+                                   key: GaussianNoise.key(seed: seed, stream: AnalysisNoise.generate, counter: 0))
+            }
+        }
+        return z
+    }
+
+    /// `count` generated images of `label` (any label for an unconditional model), z ~ N(0, I)
+    /// drawn from `seed`: the same seed gives the same images.
+    public func generate(label: Int, count: Int, seed: UInt64) -> [Float] {
+        decode(z: priorDraws(count: count, seed: seed), labels: Array(repeating: label, count: count))
+    }
+
+    /// The pixels of `shard`'s record `local` as floats in [0, 1].
+    public static func pixels(_ shard: DatasetShard, local: Int) -> [Float] {
+        let d = shard.inputDim
+        return shard.pixels[(local * d)..<((local + 1) * d)].map { Float($0) / 255 }
+    }
+
+    /// Style transfer: each record in `locals` is encoded with its own label, and its code (the
+    /// posterior mean, or a categorical latent's most likely category, see `codes`) is decoded
+    /// with every label 0..<classes. Returns `classes` images per record, record-major
+    /// (record i, label k at index i * classes + k).
+    public func restyle(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
+        let a = model.architecture
+        let coded = try codes(shard, locals: locals)
+        var z: [Float] = []
+        var labels: [Int] = []
+        z.reserveCapacity(locals.count * a.classes * a.latent)
+        for i in 0..<locals.count {
+            for k in 0..<a.classes {
+                z.append(contentsOf: coded[(i * a.latent)..<((i + 1) * a.latent)])
+                labels.append(k)
+            }
+        }
+        return decode(z: z, labels: labels)
+    }
+
+    /// Reconstructions of `locals`: each record's code (the posterior mean, or a categorical
+    /// latent's most likely category as a one-hot vector, see `codes`) decoded with the
+    /// record's own label.
+    public func reconstruct(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
+        return decode(z: try codes(shard, locals: locals), labels: locals.map { Int(shard.labels[$0]) })
+    }
+
+    /// The decoded latent manifold of a 2-D latent space: an n x n grid at the standard-normal
+    /// quantiles of linspace(0.05, 0.95, n) (seed 003's layout). Cell (row i, column j)
+    /// decodes z = (q_j, q_i): z1 grows to the right, z2 grows downwards. Row-major cells.
+    public func manifold(n: Int, label: Int) -> [Float] {
+        let q = NormalQuantile.grid(n: n, low: 0.05, high: 0.95).map(Float.init)
+        var z: [Float] = []
+        z.reserveCapacity(n * n * 2)
+        for i in 0..<n { for j in 0..<n { z.append(q[j]); z.append(q[i]) } }
+        return decode(z: z, labels: Array(repeating: label, count: n * n))
+    }
+}
+
+// MARK: - Reconstruction grid for the trainer

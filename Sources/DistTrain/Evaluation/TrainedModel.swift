@@ -1,0 +1,61 @@
+import DistTrainIO
+import Models
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A trained model read back from a checkpoint: the architecture comes from the file's
+/// metadata, so no config is needed.
+public final class TrainedModel {
+    /// The model.safetensors file that was read.
+    public let path: String
+    public let model: VAE
+    public let params: FloatBuffer
+    /// The safetensors metadata (format, config, epoch, step, training_config).
+    public let metadata: [String: String]
+
+    public var architecture: VAEArchitecture { model.architecture }
+
+    /// Loads `checkpoint`: see `resolve` for the accepted forms.
+    public init(checkpoint: String) throws {
+        let file = try TrainedModel.resolve(checkpoint)
+        let header = try SafeTensors.read(path: file)
+        let arch = try ModelMetadata.architecture(from: header.metadata, path: file)
+        model = VAE(arch)
+        params = FloatBuffer(count: model.parameterCount)
+        try Checkpoint.readModel(model, into: params.base, from: file)
+        path = file
+        metadata = header.metadata
+    }
+
+    /// The model.safetensors file a checkpoint argument names. Accepted, in this order:
+    /// a model.safetensors file; a checkpoint directory holding one; a pointer file such as
+    /// RUN/checkpoints/best or RUN/checkpoints/latest (it holds the name of a sibling checkpoint
+    /// directory); a checkpoints directory (its `latest`); a run directory (its
+    /// checkpoints/latest). Throws `CheckpointError.missing` when none applies.
+    public static func resolve(_ path: String) throws -> String {
+        func pointed(_ pointer: String) -> String? {
+            guard !FileBytes.isDirectory(pointer), let text = try? FileBytes.readString(pointer) else { return nil }
+            let name = text.split(whereSeparator: { $0 == "\n" || $0 == " " || $0 == "\r" }).first.map(String.init) ?? ""
+            guard !name.isEmpty, !name.contains("/") else { return nil }
+            let dir = parent(of: pointer) + "/" + name
+            let file = dir + "/model.safetensors"
+            return FileBytes.exists(file) ? file : nil
+        }
+        if FileBytes.isDirectory(path) {
+            if FileBytes.exists(path + "/model.safetensors") { return path + "/model.safetensors" }
+            if let f = pointed(path + "/latest") { return f }
+            if let f = pointed(path + "/checkpoints/latest") { return f }
+            throw CheckpointError.missing(path: path + "/model.safetensors")
+        }
+        guard FileBytes.exists(path) else { throw CheckpointError.missing(path: path) }
+        if let f = pointed(path) { return f }
+        return path
+    }
+
+    static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let p = String(path[..<slash])
+        return p.isEmpty ? "/" : p
+    }
+}
