@@ -76,7 +76,7 @@ struct BenchAllreduceCommand: ParsableCommand {
             print(try fitFiles())
             return
         }
-        try measure(MPICommunicator.world)
+        try measure(CommunicatorFactory.world())
     }
 
     /// Reads every --fit file and returns the fit as one JSON line.

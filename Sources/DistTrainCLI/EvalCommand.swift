@@ -103,7 +103,7 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         let started = Clock.now()
-        let comm = MPICommunicator.world
+        let comm = CommunicatorFactory.world()
         BLASThreads.set(ThreadPlan.threads(requested: threads, ranksOnHost: comm.localSize))
         let rank = comm.rank, world = comm.size
         let trained = try comm.collectively { try TrainedModel(checkpoint: checkpoint) }

@@ -103,7 +103,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let comm = MPICommunicator.world
+        let comm = CommunicatorFactory.world()
         let log = Diagnostics.logger(rank: comm.rank, level: logLevel ?? (quiet ? .warning : .info))
         let config = try comm.collectively { try effectiveConfig() }
         var options = TrainOptions()

@@ -27,6 +27,27 @@ public struct TrainerState: Equatable, Sendable {
 
     public init() {}
 
+    /// Counts one finished optimizer step and adds its loss sums to the epoch's.
+    public mutating func recordStep(_ loss: BatchLoss) {
+        globalStep += 1
+        stepInEpoch += 1
+        epochBCE += loss.bce
+        epochKL += loss.kl
+        epochSamples += loss.rows
+    }
+
+    /// The epoch's sums so far, as one loss.
+    public var epochLoss: BatchLoss { BatchLoss(bce: epochBCE, kl: epochKL, rows: epochSamples) }
+
+    /// Moves to the start of the next epoch (its step count and loss sums back to zero).
+    public mutating func finishEpoch() {
+        epoch += 1
+        stepInEpoch = 0
+        epochBCE = 0
+        epochKL = 0
+        epochSamples = 0
+    }
+
     public var json: JSON {
         .object([
             ("format", "disttrain.trainer.v1"),

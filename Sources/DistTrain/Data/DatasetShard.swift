@@ -16,20 +16,26 @@ public struct DatasetShard: Sendable {
     /// Records in the whole file.
     public let totalCount: Int
 
-    /// Checks both headers, then reads records `range(total)` of each file.
-    public static func load(images: String, labels: String, classes: Int,
-                            range: (Int) throws -> Range<Int>) throws -> DatasetShard {
+    /// Records in an image/label pair, after checking both headers agree and are not empty.
+    public static func recordCount(images: String, labels: String) throws -> Int {
         let ih = try IDX.header(path: images)
         let lh = try IDX.header(path: labels)
         guard ih.count == lh.count else {
             throw DatasetError.countMismatch(images: images, imageCount: ih.count, labels: labels, labelCount: lh.count)
         }
         guard ih.count > 0 else { throw DatasetError.emptyDataset(path: images) }
-        let r = try range(ih.count)
+        return ih.count
+    }
+
+    /// Checks both headers, then reads records `range(total)` of each file.
+    public static func load(images: String, labels: String, classes: Int,
+                            range: (Int) throws -> Range<Int>) throws -> DatasetShard {
+        let total = try recordCount(images: images, labels: labels)
+        let r = try range(total)
         let img = try IDX.readImages(path: images, records: r)
         let lab = try IDX.readLabels(path: labels, records: r, classes: classes)
         return DatasetShard(pixels: img.pixels, labels: lab.labels, firstIndex: r.lowerBound, count: r.count,
-                            inputDim: img.rows * img.cols, rows: img.rows, cols: img.cols, totalCount: ih.count)
+                            inputDim: img.rows * img.cols, rows: img.rows, cols: img.cols, totalCount: total)
     }
 
     /// Copies sample `local` into row `row` of the workspace: pixels / 255, the one-hot label, its id.

@@ -1,7 +1,9 @@
 /// The collective operations the trainer needs from a process group.
 ///
-/// `MPICommunicator` implements it over MPI; a process started without mpirun is a world of
-/// one. Every call is collective: all ranks must make the same calls in the same order.
+/// `MPICommunicator` implements it over MPI (a process started without mpirun is a world of
+/// one); `LocalCommunicator` runs N ranks as threads of one process for tests. Commands get
+/// theirs from `CommunicatorFactory`. Every call is collective: all ranks must make the same
+/// calls in the same order.
 public protocol Communicator: AnyObject {
     /// This process's rank, 0..<size.
     var rank: Int { get }
@@ -13,15 +15,20 @@ public protocol Communicator: AnyObject {
     /// In-place elementwise sum across ranks.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
     func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int)
-    /// Starts an in-place sum that completes in `wait`; returns a handle.
-    func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) -> Int
+    /// Starts an in-place sum that completes in `waitAll`.
+    func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
     /// Starts an in-place sum of bfloat16 values (each addition done in float32, the result
-    /// rounded back to bfloat16) that completes in `wait`.
-    func startAllreduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) -> Int
+    /// rounded back to bfloat16) that completes in `waitAll`.
+    ///
+    /// bfloat16 is here rather than only in the reducer's wire codec because a sum on the
+    /// wire is computed inside the collective, at every hop: only the communicator can add
+    /// two bfloat16 buffers without widening them to float32 on the wire (which would double
+    /// the bytes and defeat the point). Rounding to and from bfloat16 stays in the reducer.
+    func startAllreduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int)
     /// Lets started reductions make progress (MPI progresses non-blocking collectives only
     /// inside MPI calls); returns at once.
     func progress()
-    /// Waits for every started reduction; handles are reset.
+    /// Waits for every started reduction.
     func waitAll()
     /// The maximum and minimum of a value across ranks.
     func allreduceMax(_ value: Int64) -> Int64
@@ -31,7 +38,8 @@ public protocol Communicator: AnyObject {
     /// Gathers one fixed-size byte record from every rank to every rank.
     func allgather(_ bytes: [UInt8]) -> [[UInt8]]
     func barrier()
-    /// Kills the whole job from one rank (used when ranks can no longer agree, e.g. drift).
+    /// Kills the whole job from one rank, for when the other ranks can no longer be reached
+    /// with a collective (a stalled rank); failures they can agree on go through `collectively`.
     func abort(code: Int32) -> Never
 }
 

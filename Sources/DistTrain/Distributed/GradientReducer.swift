@@ -87,7 +87,7 @@ public final class GradientReducer {
         }
         // The loss sums always travel in float32: bfloat16 would round them to 3 digits.
         inCommunicator {
-            _ = comm.startAllreduceSum(buffer + parameterCount, count: extraCount)
+            comm.startAllreduceSum(buffer + parameterCount, count: extraCount)
             comm.waitAll()
         }
         if precision == .bf16 {
@@ -100,11 +100,11 @@ public final class GradientReducer {
     func start(_ r: Range<Int>) {
         switch precision {
         case .fp32:
-            inCommunicator { _ = comm.startAllreduceSum(buffer + r.lowerBound, count: r.count) }
+            inCommunicator { comm.startAllreduceSum(buffer + r.lowerBound, count: r.count) }
         case .bf16:
             let w = wire, b = buffer
             for i in r { w[i] = BFloat16.round(b[i]) }
-            inCommunicator { _ = comm.startAllreduceSumBF16(wire + r.lowerBound, count: r.count) }
+            inCommunicator { comm.startAllreduceSumBF16(wire + r.lowerBound, count: r.count) }
         }
     }
 }

@@ -49,26 +49,24 @@ public final class MPICommunicator: Communicator {
         MPI_Allreduce(shim_in_place(), buffer, Int32(count), shim_double(), shim_op_sum(), comm)
     }
 
-    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) -> Int {
-        if size == 1 || count == 0 { return -1 }
+    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        if size == 1 || count == 0 { return }
         precondition(pending < requests.count, "too many outstanding reductions")
-        let handle = pending
+        let slot = pending
         requests.withUnsafeMutableBufferPointer { r in
-            _ = MPI_Iallreduce(shim_in_place(), buffer, Int32(count), shim_float(), shim_op_sum(), comm, r.baseAddress! + handle)
+            _ = MPI_Iallreduce(shim_in_place(), buffer, Int32(count), shim_float(), shim_op_sum(), comm, r.baseAddress! + slot)
         }
         pending += 1
-        return handle
     }
 
-    public func startAllreduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) -> Int {
-        if size == 1 || count == 0 { return -1 }
+    public func startAllreduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) {
+        if size == 1 || count == 0 { return }
         precondition(pending < requests.count, "too many outstanding reductions")
-        let handle = pending
+        let slot = pending
         requests.withUnsafeMutableBufferPointer { r in
-            _ = MPI_Iallreduce(shim_in_place(), buffer, Int32(count), shim_uint16(), MPICommunicator.bf16Sum, comm, r.baseAddress! + handle)
+            _ = MPI_Iallreduce(shim_in_place(), buffer, Int32(count), shim_uint16(), MPICommunicator.bf16Sum, comm, r.baseAddress! + slot)
         }
         pending += 1
-        return handle
     }
 
     /// MPI_SUM for bfloat16 stored as UInt16: widen to float32, add, round to nearest even.

@@ -1,0 +1,80 @@
+import DistTrainIO
+import Logging
+import Models
+
+/// Where a run starts: fresh weights from the seed, weights from `--init-from`, or a
+/// checkpoint (`--resume`, `--resume-from`). Rank 0 reads files, every rank gets the same
+/// parameters, optimizer moments and trainer state by broadcast.
+struct StartingPoint {
+    let config: TrainConfig
+    let comm: Communicator
+    let options: TrainOptions
+    let log: Logger
+    let run: RunDirectory
+
+    /// The checkpoint to resume from, if any: agreed on rank 0, where the run directory lives.
+    func checkpointToResume() throws -> String? {
+        if let explicit = options.resumeFrom { return explicit }
+        guard options.resume else { return nil }
+        var found: String?
+        try comm.onRoot {
+            guard let latest = run.pointer("latest") else {
+                throw CheckpointError.missing(path: run.checkpoints + "/latest (nothing to resume in \(run.path))")
+            }
+            found = run.checkpoints + "/" + latest
+        }
+        return found ?? "(rank 0's run directory)"
+    }
+
+    /// Fresh or `--init-from` weights on rank 0, broadcast to all.
+    func initialize(model: VAE, params: FloatBuffer) throws {
+        let initFrom = options.initFrom
+        let seed = UInt64(config.training.seed)
+        try comm.onRoot {
+            if let file = initFrom {
+                try Checkpoint.readModel(model, into: params.base, from: file)
+            } else {
+                model.initialize(params.base, seed: seed)
+            }
+        }
+        comm.broadcast(params.base, count: params.count, root: 0)
+    }
+
+    /// Loads a checkpoint on rank 0 and broadcasts parameters, moments and state; returns the
+    /// state to continue from (`fresh` supplies this run's world size and hashes).
+    func restore(from dir: String, model: VAE, params: FloatBuffer, adam: Adam, fresh: TrainerState) throws -> TrainerState {
+        var stateJSON: [UInt8] = []
+        let seed = config.training.seed
+        try comm.onRoot {
+            try Checkpoint.readModel(model, into: params.base, from: dir + "/model.safetensors")
+            try Checkpoint.readOptimizer(model, adam: adam, from: dir + "/optimizer.safetensors")
+            let path = dir + "/trainer.json"
+            let text: [UInt8]
+            do { text = try FileBytes.read(path) } catch { throw CheckpointError.missing(path: path) }
+            guard let j = try? JSON.parse(bytes: text) else { throw CheckpointError.badState(path: path, reason: "trainer.json is not valid JSON") }
+            let s = try TrainerState(json: j, path: dir)
+            guard s.seed == seed else {
+                throw CheckpointError.badState(path: dir, reason: "it was trained with seed \(s.seed), the config says \(seed)")
+            }
+            stateJSON = Array(s.json.serialized.utf8)
+        }
+        comm.broadcast(params.base, count: params.count, root: 0)
+        comm.broadcast(adam.m.base, count: adam.m.count, root: 0)
+        comm.broadcast(adam.v.base, count: adam.v.count, root: 0)
+        let shared = comm.allgather(stateJSON)[0]
+        var s = try TrainerState(json: try JSON.parse(bytes: shared), path: dir)
+        adam.step = s.globalStep
+        if s.worldSize != comm.size && s.stepInEpoch > 0 {
+            // Batches of an interrupted epoch depend on the world size: start the next epoch cleanly.
+            if comm.isRoot {
+                log.notice("checkpoint was written by \(s.worldSize) ranks mid-epoch; resuming on \(comm.size) ranks from the start of epoch \(s.epoch + 2)")
+            }
+            s.finishEpoch()
+        }
+        s.worldSize = comm.size
+        s.configHash = fresh.configHash
+        s.dataHash = fresh.dataHash
+        if comm.isRoot { log.notice("resumed from \(dir) at epoch \(s.epoch + 1), step \(s.globalStep)") }
+        return s
+    }
+}

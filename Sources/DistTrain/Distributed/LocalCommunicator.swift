@@ -1,0 +1,203 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// N ranks as threads of one process, with real collectives over shared memory.
+///
+/// `MPICommunicator` is the real thing, but every test through it needs mpirun. This is the
+/// in-process twin (as swift-nio's `EmbeddedEventLoop` stands beside its real event loops):
+/// the trainer, the gradient reducer and any cross-rank layer run unchanged on 1-N ranks
+/// under plain `swift test`.
+///
+///     try LocalCommunicator.run(ranks: 4) { comm in
+///         let trainer = try Trainer(config: config, comm: comm, ...)
+///         try trainer.fit()
+///     }
+///
+/// Sums add the ranks' contributions in rank order, so results are deterministic (they need
+/// not match MPI's order bit for bit). Non-blocking sums complete when started: `progress()`
+/// and `waitAll()` have nothing left to do. Every collective is a rendezvous of all ranks, so
+/// as with MPI all ranks must make the same calls in the same order.
+public final class LocalCommunicator: Communicator {
+    public let rank: Int
+    public var size: Int { group.size }
+    public var localSize: Int { group.size }
+    let group: Group
+
+    init(rank: Int, group: Group) {
+        self.rank = rank
+        self.group = group
+    }
+
+    /// Runs `body` once per rank, each on its own thread, and returns when all have returned.
+    /// If any rank throws, the error of the lowest such rank is rethrown (after all finished).
+    public static func run(ranks: Int, _ body: @escaping @Sendable (LocalCommunicator) throws -> Void) throws {
+        precondition(ranks >= 1, "LocalCommunicator.run needs at least one rank")
+        let group = Group(size: ranks)
+        let outcomes = Outcomes(count: ranks)
+        var threads: [pthread_t] = []
+        for r in 0..<ranks {
+            let comm = LocalCommunicator(rank: r, group: group)
+            let job = Job { do { try body(comm) } catch { outcomes.set(r, error) } }
+            let context = Unmanaged.passRetained(job).toOpaque()
+            var attributes = pthread_attr_t()
+            pthread_attr_init(&attributes)
+            pthread_attr_setstacksize(&attributes, 16 << 20)
+            var thread = pthread_t()
+            let status = pthread_create(&thread, &attributes, { raw in
+                let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
+                job.body()
+                return nil
+            }, context)
+            pthread_attr_destroy(&attributes)
+            precondition(status == 0, "pthread_create failed: \(status)")
+            threads.append(thread)
+        }
+        for t in threads { pthread_join(t, nil) }
+        if let first = outcomes.firstError { throw first }
+    }
+
+    // MARK: Collectives
+
+    public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        reduce(buffer, count: count) { $0 + $1 }
+    }
+
+    public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
+        reduce(buffer, count: count) { $0 + $1 }
+    }
+
+    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        allreduceSum(buffer, count: count)
+    }
+
+    public func startAllreduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) {
+        // Each addition in float32, rounded back to bfloat16, as the MPI operator does.
+        reduce(buffer, count: count) { BFloat16.round(BFloat16.widen($0) + BFloat16.widen($1)) }
+    }
+
+    public func progress() {}
+    public func waitAll() {}
+
+    public func allreduceMax(_ value: Int64) -> Int64 { var v = value; reduce(&v, count: 1) { max($0, $1) }; return v }
+    public func allreduceMin(_ value: Int64) -> Int64 { var v = value; reduce(&v, count: 1) { min($0, $1) }; return v }
+
+    public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {
+        group.publish(rank, UnsafeMutableRawPointer(buffer))
+        group.barrier()
+        if rank != root, count > 0 {
+            buffer.update(from: group.slots[root]!.assumingMemoryBound(to: Float.self), count: count)
+        }
+        group.barrier()
+    }
+
+    public func allgather(_ bytes: [UInt8]) -> [[UInt8]] {
+        var mine = bytes
+        return mine.withUnsafeMutableBufferPointer { own -> [[UInt8]] in
+            group.publish(rank, UnsafeMutableRawPointer(own.baseAddress))
+            group.counts[rank] = own.count
+            group.barrier()
+            let all = (0..<size).map { r -> [UInt8] in
+                let n = group.counts[r]
+                guard n > 0 else { return [] }
+                return Array(UnsafeBufferPointer(start: group.slots[r]!.assumingMemoryBound(to: UInt8.self), count: n))
+            }
+            group.barrier()
+            return all
+        }
+    }
+
+    public func barrier() { group.barrier() }
+
+    /// There is no job to kill from inside a test process: stop it loudly.
+    public func abort(code: Int32) -> Never {
+        fatalError("LocalCommunicator: rank \(rank) aborted the group (code \(code))")
+    }
+
+    /// Elementwise reduction in rank order: every rank publishes its buffer, each rank folds
+    /// all of them into its private scratch, and after a second rendezvous copies the result
+    /// back (no rank overwrites a buffer another rank may still be reading).
+    private func reduce<T>(_ buffer: UnsafeMutablePointer<T>, count: Int, _ combine: (T, T) -> T) {
+        if size == 1 || count == 0 { return }
+        group.publish(rank, UnsafeMutableRawPointer(buffer))
+        group.barrier()
+        let scratch = group.scratch(rank, bytes: count * MemoryLayout<T>.stride).assumingMemoryBound(to: T.self)
+        let first = group.slots[0]!.assumingMemoryBound(to: T.self)
+        scratch.update(from: first, count: count)
+        for r in 1..<size {
+            let other = group.slots[r]!.assumingMemoryBound(to: T.self)
+            for i in 0..<count { scratch[i] = combine(scratch[i], other[i]) }
+        }
+        group.barrier()
+        buffer.update(from: scratch, count: count)
+    }
+
+    // MARK: Shared state
+
+    /// What the ranks of one group share: a reusable barrier, one published pointer per rank,
+    /// and per-rank scratch that grows to the largest reduction and is then reused (so the
+    /// step loop allocates nothing once warm).
+    final class Group: @unchecked Sendable {
+        let size: Int
+        var slots: [UnsafeMutableRawPointer?]
+        var counts: [Int]
+        private var scratches: [(UnsafeMutableRawPointer, Int)?]
+        private var mutex = pthread_mutex_t()
+        private var condition = pthread_cond_t()
+        private var arrived = 0
+        private var generation = 0
+
+        init(size: Int) {
+            self.size = size
+            slots = Array(repeating: nil, count: size)
+            counts = Array(repeating: 0, count: size)
+            scratches = Array(repeating: nil, count: size)
+            pthread_mutex_init(&mutex, nil)
+            pthread_cond_init(&condition, nil)
+        }
+
+        deinit {
+            for s in scratches { s?.0.deallocate() }
+            pthread_mutex_destroy(&mutex)
+            pthread_cond_destroy(&condition)
+        }
+
+        func publish(_ rank: Int, _ pointer: UnsafeMutableRawPointer?) { slots[rank] = pointer }
+
+        func scratch(_ rank: Int, bytes: Int) -> UnsafeMutableRawPointer {
+            if let (p, n) = scratches[rank], n >= bytes { return p }
+            scratches[rank]?.0.deallocate()
+            let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 16), alignment: 64)
+            scratches[rank] = (p, max(bytes, 16))
+            return p
+        }
+
+        /// Returns when every rank has called it (a generation counter makes it reusable).
+        func barrier() {
+            pthread_mutex_lock(&mutex)
+            let mine = generation
+            arrived += 1
+            if arrived == size {
+                arrived = 0
+                generation &+= 1
+                pthread_cond_broadcast(&condition)
+            } else {
+                while generation == mine { pthread_cond_wait(&condition, &mutex) }
+            }
+            pthread_mutex_unlock(&mutex)
+        }
+    }
+
+    private final class Job {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+
+    private final class Outcomes: @unchecked Sendable {
+        private var errors: [Error?]
+        private var lock = pthread_mutex_t()
+        init(count: Int) { errors = Array(repeating: nil, count: count); pthread_mutex_init(&lock, nil) }
+        func set(_ rank: Int, _ error: Error) { pthread_mutex_lock(&lock); errors[rank] = error; pthread_mutex_unlock(&lock) }
+        var firstError: Error? { errors.compactMap { $0 }.first }
+    }
+}

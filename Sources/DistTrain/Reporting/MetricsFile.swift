@@ -1,0 +1,39 @@
+import DistTrainIO
+
+/// RUN/metrics.jsonl (one JSON object per epoch, for scripts and the plots) and RUN/curves.svg
+/// redrawn from it.
+final class MetricsFile: EpochOutput {
+    let run: RunDirectory
+
+    init(run: RunDirectory) { self.run = run }
+
+    func write(_ epoch: FinishedEpoch) throws {
+        try run.appendMetrics(MetricsFile.line(epoch))
+        try LearningCurves.write(metricsPath: run.metrics, to: run.curves)
+    }
+
+    static func line(_ e: FinishedEpoch) -> JSON {
+        let r = e.report
+        let train = r.train.means(beta: e.klWeight), test = r.test.means(beta: e.klWeight)
+        return .object([
+            ("epoch", .number(Double(r.epoch))),
+            ("step", .number(Double(r.step))),
+            ("train_loss", .number(train.loss)),
+            ("train_bce", .number(train.bce)),
+            ("train_kl", .number(train.kl)),
+            ("test_loss", .number(test.loss)),
+            ("test_bce", .number(test.bce)),
+            ("test_kl", .number(test.kl)),
+            ("samples_per_s", .number((r.samplesPerSecond * 10).rounded() / 10)),
+            ("seconds", .number((r.seconds * 1000).rounded() / 1000)),
+            ("world_size", .number(Double(e.worldSize))),
+            ("global_batch", .number(Double(e.globalBatch))),
+            ("lr", .number(e.lr)),
+            ("kl_weight", .number(e.klWeight)),
+        ] + (e.testNMI.map { [("test_nmi", JSON.number($0))] } ?? []) + [  // [gumbel]
+            ("step_ms", r.times.json),
+        ] + r.times.allocationsJSON + [
+            ("time", .number((Clock.wall() * 1000).rounded() / 1000)),
+        ])
+    }
+}

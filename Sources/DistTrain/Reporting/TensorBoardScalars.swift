@@ -1,0 +1,20 @@
+import DistTrainIO
+
+/// Per-epoch scalars in RUN/tb, against the global step.
+final class TensorBoardScalars: EpochOutput {
+    let events: TensorBoardWriter
+
+    init(events: TensorBoardWriter) { self.events = events }
+
+    func write(_ e: FinishedEpoch) throws {
+        let r = e.report
+        let train = r.train.means(beta: e.klWeight), test = r.test.means(beta: e.klWeight)
+        try events.scalar("loss/train", train.loss, step: r.step)
+        try events.scalar("loss/test", test.loss, step: r.step)
+        try events.scalar("loss/train_bce", train.bce, step: r.step)
+        try events.scalar("loss/train_kl", train.kl, step: r.step)
+        try events.scalar("throughput/samples_per_s", r.samplesPerSecond, step: r.step)
+        try events.scalar("optimizer/lr", e.lr, step: r.step)
+        try events.flush()
+    }
+}

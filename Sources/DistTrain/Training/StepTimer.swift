@@ -1,0 +1,65 @@
+import Models
+
+/// The phases of a training step, in the order they run.
+public enum StepPhase {
+    case data, forward, backward, allreduce, optimizer
+}
+
+/// Times the phases of training steps and counts the heap allocations they make, so the
+/// step itself stays a short list of plain calls.
+///
+///     timer.beginStep()
+///     fill(); timer.lap(.data)
+///     forward(); timer.lap(.forward)
+///     ...
+///     timer.endStep()
+///
+/// Allocations are counted for the whole process (`AllocationCounter`) and split into those
+/// made inside the communicator's calls (MPI), inside cblas_sgemm (OpenBLAS), and the rest,
+/// which is disttrain's own code and should be zero.
+struct StepTimer {
+    /// Sums over the steps since the last `reset()`.
+    private(set) var times = PhaseTimes()
+    private var last = 0.0
+    private var allocationsBefore: UInt64 = 0
+    private var communicatorBefore: UInt64 = 0
+    private var blasBefore: UInt64 = 0
+    private let reducer: GradientReducer
+
+    init(reducer: GradientReducer) { self.reducer = reducer }
+
+    /// Starts a new epoch's sums.
+    mutating func reset() { times = PhaseTimes() }
+
+    @inline(__always)
+    mutating func beginStep() {
+        allocationsBefore = AllocationCounter.count
+        communicatorBefore = reducer.communicatorAllocations
+        blasBefore = BLASAllocations.count
+        last = Clock.now()
+    }
+
+    /// Adds the time since the previous lap (or `beginStep`) to `phase`.
+    @inline(__always)
+    mutating func lap(_ phase: StepPhase) {
+        let seconds = Clock.lap(&last)
+        switch phase {
+        case .data: times.data += seconds
+        case .forward: times.forward += seconds
+        case .backward: times.backward += seconds
+        case .allreduce: times.allreduce += seconds
+        case .optimizer: times.optimizer += seconds
+        }
+    }
+
+    @inline(__always)
+    mutating func endStep() {
+        times.steps += 1
+        times.allocations &+= AllocationCounter.count &- allocationsBefore
+        times.communicatorAllocations &+= reducer.communicatorAllocations &- communicatorBefore
+        times.blasAllocations &+= BLASAllocations.count &- blasBefore
+    }
+
+    /// Adds the epoch-end evaluation's time.
+    mutating func addEvaluation(_ seconds: Double) { times.eval += seconds }
+}

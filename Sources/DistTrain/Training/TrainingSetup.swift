@@ -1,0 +1,130 @@
+import DistTrainIO
+import Logging
+import Models
+
+/// Everything a training run holds before its first step: data shards, the batch plan and
+/// sampler, the model with its flat buffers and workspace, the optimizer, the gradient
+/// reducer, and the state to start from (fresh, `--init-from` or a checkpoint).
+///
+/// Building it is the part of training where ranks can disagree (configs, data files,
+/// checkpoints), so every failure here stops all ranks with the failing rank's message, and
+/// nothing is written to the run directory until the starting point is known to be good.
+struct TrainingSetup {
+    let train: DatasetShard
+    let test: DatasetShard
+    let plan: BatchPlan
+    let sampler: StratifiedSampler
+    let model: VAE
+    /// [parameterCount] the one flat parameter buffer.
+    let params: FloatBuffer
+    /// [parameterCount + 2] gradients, then the step's BCE and KL sums riding the allreduce.
+    let grads: FloatBuffer
+    let adam: Adam
+    let workspace: VAEWorkspace
+    let reducer: GradientReducer
+    let state: TrainerState
+    let run: RunDirectory
+    /// TensorBoard event file (rank 0, when enabled).
+    let events: TensorBoardWriter?
+
+    init(config: TrainConfig, comm: Communicator, options: TrainOptions, log: Logger) throws {
+        let rank = comm.rank, world = comm.size, classes = config.model.classes
+        run = RunDirectory(config.output.dir)
+        BLASThreads.set(ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize))
+
+        // Every rank must run the same experiment on the same data.
+        let fingerprint = try comm.collectively { try Fingerprint.of(config: config) }
+        let all = comm.allgather(Array(fingerprint.utf8))
+        if let other = all.firstIndex(where: { $0 != all[0] }) {
+            throw SharedFailure(message: "ranks disagree: rank \(other)'s config or data files differ from rank 0's (fingerprint \(String(decoding: all[other], as: UTF8.self)) vs \(String(decoding: all[0], as: UTF8.self)))")
+        }
+
+        // The plan needs the record count, the shard needs the plan.
+        let (train, plan) = try comm.collectively { () throws -> (DatasetShard, BatchPlan) in
+            let total = try DatasetShard.recordCount(images: config.data.trainImages, labels: config.data.trainLabels)
+            let plan = try BatchPlan(globalBatch: config.training.globalBatch, world: world, samples: total, classes: classes)
+            let shard = try DatasetShard.load(images: config.data.trainImages, labels: config.data.trainLabels,
+                                              classes: classes) { _ in plan.shard(rank) }
+            return (shard, plan)
+        }
+        let test = try comm.collectively {
+            try DatasetShard.load(images: config.data.testImages, labels: config.data.testLabels, classes: classes) { total in
+                (total * rank / world)..<(total * (rank + 1) / world)
+            }
+        }
+        try comm.collectively {
+            guard test.inputDim == train.inputDim else {
+                throw DatasetError.shapeMismatch(train: config.data.trainImages, trainDim: train.inputDim,
+                                                 test: config.data.testImages, testDim: test.inputDim)
+            }
+        }
+        var sampler = try comm.collectively {
+            try StratifiedSampler(labels: train.labels, classes: classes, localBatch: plan.localBatch(rank),
+                                  seed: UInt64(config.training.seed), rank: rank)
+        }
+        // Same step count everywhere: the plan's, or fewer if some shard's rarest label runs out.
+        sampler.steps = Int(comm.allreduceMin(Int64(min(sampler.maxSteps, plan.stepsPerEpoch))))
+        self.train = train
+        self.test = test
+        self.plan = plan
+        self.sampler = sampler
+
+        let model = VAE(config.architecture(inputDim: train.inputDim))
+        let count = model.parameterCount
+        self.model = model
+        params = FloatBuffer(count: count)
+        grads = FloatBuffer(count: count + 2)
+        adam = Adam(count: count, lr: Float(config.optimizer.lr), beta1: Float(config.optimizer.beta1),
+                    beta2: Float(config.optimizer.beta2), eps: Float(config.optimizer.eps))
+        let accumulate = config.training.accumulate
+        let smallest = plan.localBatch(world - 1)
+        try comm.collectively {
+            guard accumulate <= smallest else {
+                throw ConfigError.invalidValue(field: "training.accumulate", reason: "(\(accumulate)) exceeds the smallest local batch (\(smallest)): each micro-batch needs at least one sample")
+            }
+        }
+        let microBatch = (plan.localBatch(rank) + accumulate - 1) / accumulate
+        workspace = VAEWorkspace(architecture: model.architecture,
+                                 capacity: max(microBatch, min(config.training.evalBatch, max(test.count, 1))))
+        reducer = GradientReducer(comm: comm, buffer: grads.base, parameterCount: count, extraCount: 2,
+                                  layerStarts: model.backwardBoundaries, mode: config.runtime.allreduce,
+                                  precision: config.runtime.wire,
+                                  bucketFloats: max(1, Int(config.runtime.bucketMB * 1_048_576 / 4)))
+        var fresh = TrainerState()
+        fresh.worldSize = world
+        fresh.seed = config.training.seed
+        fresh.configHash = Fingerprint.hash(config.json.serialized)
+        fresh.dataHash = fingerprint
+
+        // Identical starting point: rank 0 initializes (or loads) and broadcasts. A checkpoint
+        // is loaded before the run directory is touched, so a bad one leaves nothing behind.
+        let start = StartingPoint(config: config, comm: comm, options: options, log: log, run: run)
+        let resumeDir = try start.checkpointToResume()
+        if let dir = resumeDir {
+            state = try start.restore(from: dir, model: model, params: params, adam: adam, fresh: fresh)
+        } else {
+            try start.initialize(model: model, params: params)
+            state = fresh
+        }
+        let resumedStep = resumeDir == nil ? nil : state.globalStep
+        let openEpoch = state.stepInEpoch > 0 ? state.epoch + 1 : nil
+        let run = self.run
+        var events: TensorBoardWriter?
+        try comm.onRoot {
+            // A fresh run never mixes its metrics or checkpoints into an earlier run's.
+            if resumedStep == nil && run.holdsRun { throw RunDirectoryError.holdsAnotherRun(path: run.path) }
+            try run.prepare()
+            if let step = resumedStep {
+                try run.truncateMetrics(afterStep: step, openEpoch: openEpoch)
+            } else {
+                try AtomicFile.write(Array(config.json.pretty.utf8), to: run.path + "/config.json")
+            }
+            if options.tensorboard {
+                events = try TensorBoardWriter(directory: run.tensorboard)
+                // A resumed run tells TensorBoard to drop what was logged after the checkpoint.
+                if let step = resumedStep { try events?.sessionStart(step: step + 1) }
+            }
+        }
+        self.events = events
+    }
+}
