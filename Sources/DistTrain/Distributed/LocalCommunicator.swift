@@ -30,7 +30,8 @@ public final class LocalCommunicator: Communicator {
     }
 
     /// Runs `body` once per rank, each on its own thread, and returns when all have returned.
-    /// If any rank throws, the error of the lowest such rank is rethrown (after all finished).
+    /// If any rank throws, the first rank's own error is rethrown after all have finished (a
+    /// `PeerFailure`, "another rank failed", only when no rank has anything better to say).
     public static func run(ranks: Int, _ body: @escaping @Sendable (LocalCommunicator) throws -> Void) throws {
         precondition(ranks >= 1, "LocalCommunicator.run needs at least one rank")
         let group = Group(size: ranks)
@@ -198,6 +199,9 @@ public final class LocalCommunicator: Communicator {
         private var lock = pthread_mutex_t()
         init(count: Int) { errors = Array(repeating: nil, count: count); pthread_mutex_init(&lock, nil) }
         func set(_ rank: Int, _ error: Error) { pthread_mutex_lock(&lock); errors[rank] = error; pthread_mutex_unlock(&lock) }
-        var firstError: Error? { errors.compactMap { $0 }.first }
+        var firstError: Error? {
+            let all = errors.compactMap { $0 }
+            return all.first { !($0 is PeerFailure) } ?? all.first
+        }
     }
 }
