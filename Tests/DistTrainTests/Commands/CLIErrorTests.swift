@@ -13,11 +13,8 @@ import Glibc
 
 // MARK: - Locating and running the binary
 
-/// The package root, three levels above this file (Tests/DistTrainTests/CLIErrorTests.swift).
-fileprivate let cliPackageRoot: URL = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent()  // Tests/DistTrainTests
-    .deletingLastPathComponent()  // Tests
-    .deletingLastPathComponent()  // package root
+/// The package root.
+fileprivate let cliPackageRoot: URL = URL(fileURLWithPath: Support.root)
 
 /// The outcome of one `disttrain` process.
 fileprivate struct CLIResult: Sendable {
