@@ -23,7 +23,7 @@ struct DistTrainCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [TrainCommand.self, GenerateCommand.self, StyleCommand.self, ReconstructCommand.self,
                       BenchAllreduceCommand.self,
-                      EvalCommand.self, ManifoldCommand.self],
+                      EvalCommand.self, ManifoldCommand.self, ConfigReferenceCommand.self],
         defaultSubcommand: TrainCommand.self
     )
 

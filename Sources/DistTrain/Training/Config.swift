@@ -9,6 +9,8 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
     case unknownField(field: String, suggestion: String?)
     case wrongType(field: String, expected: String, got: String)
     case invalidValue(field: String, reason: String)
+    /// A command-line option that sets a config field gave a value the field does not allow.
+    case invalidOption(option: String, field: String, reason: String)
 
     public var description: String {
         switch self {
@@ -19,12 +21,14 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
             return "config: unknown field \"\(field)\"" + (suggestion.map { " (did you mean \"\($0)\"?)" } ?? "")
         case let .wrongType(field, expected, got): return "config: \"\(field)\" must be \(expected), got \(got)"
         case let .invalidValue(field, reason): return "config: \"\(field)\" \(reason)"
+        case let .invalidOption(option, field, reason): return "\(option) (\(field)) \(reason)"
         }
     }
 }
 
-/// Everything a training run needs. Defaults reproduce seed 000's CVAE recipe; every field is
-/// documented in the README's config reference.
+/// Everything a training run needs. Defaults reproduce seed 000's CVAE recipe. The file's
+/// fields, their limits and docs are listed once, in `TrainConfig.fields` (ConfigFields.swift);
+/// the README's config reference is generated from that list.
 public struct TrainConfig: Equatable, Sendable {
     public struct Model: Equatable, Sendable {
         /// "both" (CVAE), "decoder" (label to the decoder only) or "none" (plain VAE).
@@ -114,11 +118,50 @@ public struct TrainConfig: Equatable, Sendable {
     public init() {}
 }
 
+/// A command-line option that sets one config field (`--epochs 3` sets training.epochs).
+public struct ConfigOverride {
+    public let option: String
+    /// The field's name, "section.key".
+    public let field: String
+    let apply: (inout TrainConfig) -> Void
+
+    /// `option` sets the field stored at `path` (which must be one of `TrainConfig.fields`) to `value`.
+    public init<T>(_ option: String, _ path: WritableKeyPath<TrainConfig, T>, _ value: T) {
+        guard let field = TrainConfig.field(for: path) else { preconditionFailure("\(option): no config field is stored at \(path)") }
+        self.option = option
+        self.field = field.name
+        apply = { $0[keyPath: path] = value }
+    }
+}
+
 // MARK: Parsing
 
 extension TrainConfig {
     /// Reads and validates a config file.
     public static func load(path: String) throws -> TrainConfig {
+        try load(path: path, overrides: [])
+    }
+
+    /// Reads a config file (nil: the defaults), applies command-line overrides, then checks
+    /// every field once, so an option gets the same limits as its field; an error about a
+    /// value an option set names the option.
+    public static func load(path: String?, overrides: [ConfigOverride]) throws -> TrainConfig {
+        var config = try path.map(decodeFile(path:)) ?? TrainConfig()
+        for o in overrides { o.apply(&config) }
+        try config.validate(options: Dictionary(overrides.map { ($0.field, $0.option) }, uniquingKeysWith: { $1 }))
+        return config
+    }
+
+    /// Checks one option's value against the limits of the field it names, alone: for
+    /// commands that take such an option without a config (eval's --threads).
+    public static func check(_ option: ConfigOverride) throws {
+        var config = TrainConfig()
+        option.apply(&config)
+        try config.validate(options: [option.field: option.option], fields: fields.filter { $0.name == option.field })
+    }
+
+    /// A config file's fields, names and types checked, values not yet.
+    static func decodeFile(path: String) throws -> TrainConfig {
         let bytes: [UInt8]
         do { bytes = try FileBytes.read(path) } catch { throw ConfigError.unreadable(path: path, reason: "\(error)") }
         let json: JSON
@@ -126,98 +169,43 @@ extension TrainConfig {
             throw ConfigError.syntax(path: path, reason: e.description)
         }
         guard case .object = json else { throw ConfigError.notAnObject(path: path) }
-        return try TrainConfig(json: json)
+        return try TrainConfig.decode(json)
     }
 
-    /// Builds a config from parsed JSON; missing fields keep their defaults.
+    /// Builds a config from parsed JSON (missing fields keep their defaults) and checks it.
     public init(json: JSON) throws {
-        self.init()
-        let root = try FieldReader(json, path: "")
-        try root.only(["model", "data", "optimizer", "training", "output", "runtime"])
-        if let m = try root.section("model") {
-            try m.only(["conditioning", "encoder_hidden", "decoder_hidden", "latent", "classes", "activation", "leaky_slope",
-                        "latent_kind"])
-            if let s = try m.string("conditioning") {
-                guard let c = Conditioning(rawValue: s) else {
-                    throw ConfigError.invalidValue(field: "model.conditioning", reason: "must be \"both\", \"decoder\" or \"none\", got \"\(s)\"")
-                }
-                model.conditioning = c
-            }
-            if let v = try m.intArray("encoder_hidden", min: 1) { model.encoderHidden = v }
-            if let v = try m.intArray("decoder_hidden", min: 1) { model.decoderHidden = v }
-            if let v = try m.int("latent", min: 1, max: 4096) { model.latent = v }
-            if let v = try m.int("classes", min: 1, max: 256) { model.classes = v }
-            if let s = try m.string("activation") {
-                guard ["relu", "leaky_relu"].contains(s) else {
-                    throw ConfigError.invalidValue(field: "model.activation", reason: "must be \"relu\" or \"leaky_relu\", got \"\(s)\"")
-                }
-                model.activation = s
-            }
-            if let v = try m.double("leaky_slope", min: 0, max: 1) { model.leakySlope = v }
-            // [gumbel]
-            if let s = try m.string("latent_kind") {
-                guard let k = LatentKind(rawValue: s) else {
-                    throw ConfigError.invalidValue(field: "model.latent_kind", reason: "must be \"gaussian\" or \"categorical\", got \"\(s)\"")
-                }
-                model.latentKind = k
+        self = try TrainConfig.decode(json)
+        try validate()
+    }
+
+    /// Builds a config from parsed JSON, checking names and types but not values (`validate()`
+    /// does that), so that overrides can be applied before the one check.
+    public static func decode(_ json: JSON, fields: [ConfigField] = TrainConfig.fields) throws -> TrainConfig {
+        var config = TrainConfig()
+        let root = try ConfigObject(json, path: "")
+        let sections = TrainConfig.sections(of: fields)
+        try root.only(sections)
+        for section in sections {
+            guard let object = try root.section(section) else { continue }
+            let mine = fields.filter { $0.section == section }
+            try object.only(mine.map(\.key))
+            for field in mine {
+                if let value = object.value(field.key) { try field.parse(value, object.name(field.key), &config) }
             }
         }
-        if let d = try root.section("data") {
-            try d.only(["train_images", "train_labels", "test_images", "test_labels"])
-            if let v = try d.string("train_images") { data.trainImages = v }
-            if let v = try d.string("train_labels") { data.trainLabels = v }
-            if let v = try d.string("test_images") { data.testImages = v }
-            if let v = try d.string("test_labels") { data.testLabels = v }
-        }
-        if let o = try root.section("optimizer") {
-            try o.only(["lr", "beta1", "beta2", "eps"])
-            if let v = try o.double("lr", min: 0, exclusiveMin: true) { optimizer.lr = v }
-            if let v = try o.double("beta1", min: 0, max: 1, exclusiveMax: true) { optimizer.beta1 = v }
-            if let v = try o.double("beta2", min: 0, max: 1, exclusiveMax: true) { optimizer.beta2 = v }
-            if let v = try o.double("eps", min: 0, exclusiveMin: true) { optimizer.eps = v }
-        }
-        if let t = try root.section("training") {
-            try t.only(["epochs", "global_batch", "seed", "kl_weight", "max_steps", "eval_batch", "accumulate",
-                        "tau_start", "tau_min", "tau_decay"])
-            if let v = try t.int("epochs", min: 1) { training.epochs = v }
-            if let v = try t.int("global_batch", min: 1) { training.globalBatch = v }
-            if let v = try t.int("seed", min: 0) { training.seed = v }
-            if let v = try t.double("kl_weight", min: 0) { training.klWeight = v }
-            if let v = try t.int("max_steps", min: 0) { training.maxSteps = v }
-            if let v = try t.int("eval_batch", min: 1) { training.evalBatch = v }
-            if let v = try t.int("accumulate", min: 1, max: 1 << 20) { training.accumulate = v }
-            // [gumbel]
-            if let v = try t.double("tau_start", min: 0, exclusiveMin: true) { training.tauStart = v }
-            if let v = try t.double("tau_min", min: 0, exclusiveMin: true) { training.tauMin = v }
-            if let v = try t.double("tau_decay", min: 0) { training.tauDecay = v }
-        }
-        if let o = try root.section("output") {
-            try o.only(["dir", "grid_every", "checkpoint_every_steps", "keep_checkpoints"])
-            if let v = try o.string("dir") {
-                guard !v.isEmpty else { throw ConfigError.invalidValue(field: "output.dir", reason: "must not be empty") }
-                output.dir = v
+        return config
+    }
+
+    /// Checks every field against its limits, in table order; the first value out of bounds
+    /// throws `ConfigError.invalidValue`, or `.invalidOption` when `options` names the
+    /// command-line option that set it (keyed by field name, e.g. "training.epochs": "--epochs").
+    public func validate(options: [String: String] = [:], fields: [ConfigField] = TrainConfig.fields) throws {
+        for field in fields {
+            guard let (suffix, reason) = field.check(self) else { continue }
+            if let option = options[field.name] {
+                throw ConfigError.invalidOption(option: option, field: field.name + suffix, reason: reason)
             }
-            if let v = try o.int("grid_every", min: 0) { output.gridEvery = v }
-            if let v = try o.int("checkpoint_every_steps", min: 0) { output.checkpointEverySteps = v }
-            if let v = try o.int("keep_checkpoints", min: 1) { output.keepCheckpoints = v }
-        }
-        if let r = try root.section("runtime") {
-            try r.only(["blas_threads", "checksum_every", "allreduce", "bucket_mb", "wire"])
-            if let v = try r.int("blas_threads", min: 0, max: 1024) { runtime.blasThreads = v }
-            if let v = try r.int("checksum_every", min: 0) { runtime.checksumEvery = v }
-            if let v = try r.string("allreduce") {
-                guard let m = AllreduceMode(rawValue: v) else {
-                    throw ConfigError.invalidValue(field: "runtime.allreduce", reason: "must be \"overlap\" or \"single\", got \"\(v)\"")
-                }
-                runtime.allreduce = m
-            }
-            if let v = try r.double("bucket_mb", min: 0, exclusiveMin: true) { runtime.bucketMB = v }
-            if let v = try r.string("wire") {
-                guard let w = WirePrecision(rawValue: v) else {
-                    throw ConfigError.invalidValue(field: "runtime.wire", reason: "must be \"fp32\" or \"bf16\", got \"\(v)\"")
-                }
-                runtime.wire = w
-            }
+            throw ConfigError.invalidValue(field: field.name + suffix, reason: reason)
         }
     }
 
@@ -231,52 +219,15 @@ extension TrainConfig {
 
     /// The whole config as JSON, in the file's own schema (written into every run directory).
     public var json: JSON {
-        .object([
-            ("model", .object([
-                ("conditioning", .string(model.conditioning.rawValue)),
-                ("encoder_hidden", .array(model.encoderHidden.map { .number(Double($0)) })),
-                ("decoder_hidden", .array(model.decoderHidden.map { .number(Double($0)) })),
-                ("latent", .number(Double(model.latent))),
-                ("classes", .number(Double(model.classes))),
-                ("activation", .string(model.activation)),
-                ("leaky_slope", .number(model.leakySlope)),
-                ("latent_kind", .string(model.latentKind.rawValue)),  // [gumbel]
-            ])),
-            ("data", .object([
-                ("train_images", .string(data.trainImages)), ("train_labels", .string(data.trainLabels)),
-                ("test_images", .string(data.testImages)), ("test_labels", .string(data.testLabels)),
-            ])),
-            ("optimizer", .object([
-                ("lr", .number(optimizer.lr)), ("beta1", .number(optimizer.beta1)),
-                ("beta2", .number(optimizer.beta2)), ("eps", .number(optimizer.eps)),
-            ])),
-            ("training", .object([
-                ("epochs", .number(Double(training.epochs))), ("global_batch", .number(Double(training.globalBatch))),
-                ("seed", .number(Double(training.seed))), ("kl_weight", .number(training.klWeight)),
-                ("max_steps", .number(Double(training.maxSteps))), ("eval_batch", .number(Double(training.evalBatch))),
-                ("accumulate", .number(Double(training.accumulate))),
-                // [gumbel]
-                ("tau_start", .number(training.tauStart)), ("tau_min", .number(training.tauMin)),
-                ("tau_decay", .number(training.tauDecay)),
-            ])),
-            ("output", .object([
-                ("dir", .string(output.dir)), ("grid_every", .number(Double(output.gridEvery))),
-                ("checkpoint_every_steps", .number(Double(output.checkpointEverySteps))),
-                ("keep_checkpoints", .number(Double(output.keepCheckpoints))),
-            ])),
-            ("runtime", .object([
-                ("blas_threads", .number(Double(runtime.blasThreads))),
-                ("checksum_every", .number(Double(runtime.checksumEvery))),
-                ("allreduce", .string(runtime.allreduce.rawValue)),
-                ("bucket_mb", .number(runtime.bucketMB)),
-                ("wire", .string(runtime.wire.rawValue)),
-            ])),
-        ])
+        .object(TrainConfig.sections.map { section in
+            (section, .object(TrainConfig.fields.filter { $0.section == section }.map { ($0.key, $0.write(self)) }))
+        })
     }
 }
 
-/// Typed, range-checked access to one JSON object, with errors that name the dotted field.
-struct FieldReader {
+/// One JSON object of a config (the top level, a section, or an object inside a custom
+/// field), with errors that name the dotted field.
+struct ConfigObject {
     let pairs: [(String, JSON)]
     let path: String
 
@@ -299,57 +250,16 @@ struct FieldReader {
         }
     }
 
+    /// The value of `key`; null counts as absent.
     func value(_ key: String) -> JSON? {
         guard let v = pairs.first(where: { $0.0 == key })?.1 else { return nil }
         if case .null = v { return nil }
         return v
     }
 
-    func section(_ key: String) throws -> FieldReader? {
+    func section(_ key: String) throws -> ConfigObject? {
         guard let v = value(key) else { return nil }
-        return try FieldReader(v, path: name(key))
-    }
-
-    func string(_ key: String) throws -> String? {
-        guard let v = value(key) else { return nil }
-        guard case let .string(s) = v else { throw ConfigError.wrongType(field: name(key), expected: "a string", got: v.typeName) }
-        return s
-    }
-
-    func int(_ key: String, min: Int? = nil, max: Int? = nil) throws -> Int? {
-        guard let v = value(key) else { return nil }
-        return try integer(v, field: name(key), min: min, max: max)
-    }
-
-    func integer(_ v: JSON, field: String, min: Int?, max: Int?) throws -> Int {
-        guard case let .number(d) = v else { throw ConfigError.wrongType(field: field, expected: "an integer", got: v.typeName) }
-        guard d == d.rounded(), abs(d) < 9e15 else {
-            throw ConfigError.wrongType(field: field, expected: "an integer", got: JSON.format(d))
-        }
-        let i = Int(d)
-        if let min, i < min { throw ConfigError.invalidValue(field: field, reason: "must be at least \(min), got \(i)") }
-        if let max, i > max { throw ConfigError.invalidValue(field: field, reason: "must be at most \(max), got \(i)") }
-        return i
-    }
-
-    func intArray(_ key: String, min: Int) throws -> [Int]? {
-        guard let v = value(key) else { return nil }
-        guard case let .array(items) = v else {
-            throw ConfigError.wrongType(field: name(key), expected: "an array of integers", got: v.typeName)
-        }
-        return try items.enumerated().map { try integer($1, field: "\(name(key))[\($0)]", min: min, max: 1 << 20) }
-    }
-
-    func double(_ key: String, min: Double? = nil, max: Double? = nil, exclusiveMin: Bool = false, exclusiveMax: Bool = false) throws -> Double? {
-        guard let v = value(key) else { return nil }
-        guard case let .number(d) = v else { throw ConfigError.wrongType(field: name(key), expected: "a number", got: v.typeName) }
-        if let min, d < min || (exclusiveMin && d == min) {
-            throw ConfigError.invalidValue(field: name(key), reason: "must be \(exclusiveMin ? "greater than" : "at least") \(JSON.format(min)), got \(JSON.format(d))")
-        }
-        if let max, d > max || (exclusiveMax && d == max) {
-            throw ConfigError.invalidValue(field: name(key), reason: "must be \(exclusiveMax ? "less than" : "at most") \(JSON.format(max)), got \(JSON.format(d))")
-        }
-        return d
+        return try ConfigObject(v, path: name(key))
     }
 }
 
