@@ -52,6 +52,10 @@ struct DistTrainCommand: ParsableCommand {
         } catch let e as SharedFailure {
             if Launch.rank == 0 { Report.error(e.message) }
             Glibc.exit(1)
+        } catch let e as ConfigError where e.isOptionError {
+            // A flag out of its config field's limits: a usage error, as when parsing failed.
+            if Launch.rank == 0 { Report.error("\(e) (see 'disttrain --help')") }
+            Glibc.exit(ExitCode.validationFailure.rawValue)
         } catch let e as ExitCode {
             Glibc.exit(e.rawValue)
         } catch where exitCode(for: error) == .success {
@@ -81,5 +85,13 @@ enum Report {
     static func error(_ message: String) {
         let oneLine = message.split(separator: "\n").joined(separator: "; ")
         fputs("disttrain: error: \(oneLine)\n", stderr)
+    }
+}
+
+extension ConfigError {
+    /// True for a command-line option's value out of its field's limits.
+    var isOptionError: Bool {
+        if case .invalidOption = self { return true }
+        return false
     }
 }

@@ -98,7 +98,9 @@ struct EvalCommand: ParsableCommand {
         if samples < 0 || samples > 100_000 { throw ValidationError("--samples must be between 0 and 100000, got \(samples)") }
         if let c = count, c < 1 { throw ValidationError("--count must be at least 1, got \(c)") }
         if seed < 0 { throw ValidationError("--seed must be non-negative, got \(seed)") }
-        if threads < 0 { throw ValidationError("--threads must be non-negative, got \(threads)") }
+        do { try TrainConfig.check(ConfigOverride("--threads", \.runtime.blasThreads, threads)) } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     func run() throws {

@@ -68,14 +68,6 @@ struct TrainCommand: ParsableCommand {
     var poisonGradient: String?
 
     func validate() throws {
-        if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
-        if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1, got \(b)") }
-        if let l = lr, !(l > 0) || !l.isFinite { throw ValidationError("--lr must be a positive number, got \(l)") }
-        if let s = seed, s < 0 { throw ValidationError("--seed must be non-negative, got \(s)") }
-        if let m = maxSteps, m < 0 { throw ValidationError("--max-steps must be non-negative, got \(m)") }
-        if let t = threads, t < 0 { throw ValidationError("--threads must be non-negative, got \(t)") }
-        if let c = checksumEvery, c < 0 { throw ValidationError("--checksum-every must be non-negative, got \(c)") }
-        if let o = out, o.isEmpty { throw ValidationError("--out must not be empty") }
         if resume && resumeFrom != nil { throw ValidationError("--resume and --resume-from are exclusive") }
         if initFrom != nil && (resume || resumeFrom != nil) { throw ValidationError("--init-from starts a new run; it cannot be combined with --resume") }
         if poisonGradient != nil && parsePoison() == nil { throw ValidationError("--poison-gradient takes RANK:STEP, e.g. 1:30") }
@@ -88,18 +80,24 @@ struct TrainCommand: ParsableCommand {
         return (r, s)
     }
 
-    /// The config after applying flags.
+    /// The options that set a config field; their values are checked with the field's limits
+    /// once they are applied (`TrainConfig.load(path:overrides:)`).
+    var overrides: [ConfigOverride] {
+        var list: [ConfigOverride] = []
+        if let v = epochs { list.append(ConfigOverride("--epochs", \.training.epochs, v)) }
+        if let v = batchSize { list.append(ConfigOverride("--batch-size", \.training.globalBatch, v)) }
+        if let v = lr { list.append(ConfigOverride("--lr", \.optimizer.lr, v)) }
+        if let v = seed { list.append(ConfigOverride("--seed", \.training.seed, v)) }
+        if let v = out { list.append(ConfigOverride("--out", \.output.dir, v)) }
+        if let v = maxSteps { list.append(ConfigOverride("--max-steps", \.training.maxSteps, v)) }
+        if let v = threads { list.append(ConfigOverride("--threads", \.runtime.blasThreads, v)) }
+        if let v = checksumEvery { list.append(ConfigOverride("--checksum-every", \.runtime.checksumEvery, v)) }
+        return list
+    }
+
+    /// The config file (or the defaults) with the flags applied, checked once.
     func effectiveConfig() throws -> TrainConfig {
-        var c = try config.map(TrainConfig.load(path:)) ?? TrainConfig()
-        if let v = epochs { c.training.epochs = v }
-        if let v = batchSize { c.training.globalBatch = v }
-        if let v = lr { c.optimizer.lr = v }
-        if let v = seed { c.training.seed = v }
-        if let v = out { c.output.dir = v }
-        if let v = maxSteps { c.training.maxSteps = v }
-        if let v = threads { c.runtime.blasThreads = v }
-        if let v = checksumEvery { c.runtime.checksumEvery = v }
-        return c
+        try TrainConfig.load(path: config, overrides: overrides)
     }
 
     func run() throws {

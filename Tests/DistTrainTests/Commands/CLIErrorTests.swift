@@ -483,7 +483,17 @@ struct CLIErrorTests {
         .init(name: "--batch-size=-3", flags: ["--batch-size=-3"], mentions: ["--batch-size", "at least 1"], setsBatch: true),
         .init(name: "--batch-size 0", flags: ["--batch-size", "0"], mentions: ["--batch-size", "at least 1"], setsBatch: true),
         .init(name: "--lr abc", flags: ["--lr", "abc"], mentions: ["--lr", "abc"]),
-        .init(name: "--lr 0", flags: ["--lr", "0"], mentions: ["--lr", "positive"]),
+        .init(name: "--lr 0", flags: ["--lr", "0"], mentions: ["--lr", "optimizer.lr", "greater than 0"]),
+        .init(name: "--lr inf", flags: ["--lr", "inf"], mentions: ["--lr", "finite"]),
+        // One limit, checked once: the flag gets the field's bound, and huge values never trap.
+        .init(name: "--threads 2147483647", flags: ["--threads", "2147483647"],
+              mentions: ["--threads", "runtime.blas_threads", "at most 1024"]),
+        .init(name: "--threads 2147483648", flags: ["--threads", "2147483648"],
+              mentions: ["--threads", "runtime.blas_threads", "at most 1024"]),
+        .init(name: "--max-steps Int.max", flags: ["--max-steps", "9223372036854775807"],
+              mentions: ["--max-steps", "training.max_steps", "at most 9007199254740991"]),
+        .init(name: "--epochs too large for Int", flags: ["--epochs", "9223372036854775808"], mentions: ["--epochs"], setsEpochs: true),
+        .init(name: "--seed=-1", flags: ["--seed=-1"], mentions: ["--seed", "training.seed", "at least 0"]),
         .init(name: "unknown flag --nope", flags: ["--nope"], mentions: ["--nope"]),
         .init(name: "--resume with --resume-from", flags: ["--resume", "--resume-from", "/nonexistent-checkpoint"],
               mentions: ["--resume", "exclusive"]),
@@ -501,6 +511,14 @@ struct CLIErrorTests {
         let r = try await CLI.run(args + c.flags, scratch: scratch)
         expectCleanFailure(r, mentions: c.mentions)
         expectNoPartialOutput(out: out, scratch: scratch, r)
+    }
+
+    @Test("eval --threads gets the limit of runtime.blas_threads", arguments: ["2147483647", "2147483648", "1025"])
+    func evalThreads(_ threads: String) async throws {
+        let scratch = try CLIScratch()
+        defer { scratch.remove() }
+        let r = try await CLI.run(["eval", "--checkpoint", scratch.path("no-checkpoint"), "--threads", threads], scratch: scratch)
+        expectCleanFailure(r, mentions: ["--threads", "at most 1024", threads])
     }
 
     // MARK: Data files
