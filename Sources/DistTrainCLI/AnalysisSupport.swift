@@ -40,15 +40,6 @@ enum AnalysisCommandError: Error, CustomStringConvertible {
 
 /// Shared plumbing of the checkpoint commands (generate, style, reconstruct, manifold, eval).
 enum AnalysisCLI {
-    /// Text shared by the help of every command's --checkpoint option.
-    static let checkpointHelp = ArgumentHelp(
-        "Checkpoint to load: a checkpoint directory (holding model.safetensors), a model.safetensors file, a pointer file such as RUN/checkpoints/best, or a run directory (its latest checkpoint). The model is rebuilt from the file's metadata.",
-        valueName: "dir")
-
-    static let dataDirHelp = ArgumentHelp(
-        "Directory holding the MNIST IDX files (train-/t10k-images-idx3-ubyte and -labels-idx1-ubyte, gzip or raw).",
-        valueName: "dir")
-
     /// True on the rank that does the work of a single-process command: rank 0 (the other
     /// ranks of an mpirun job return at once instead of writing the same file).
     static var isWriter: Bool { Launch.rank == 0 }

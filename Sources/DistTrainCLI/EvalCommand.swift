@@ -70,8 +70,7 @@ struct EvalCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: AnalysisCLI.checkpointHelp)
-    var checkpoint: String
+    @OptionGroup var model: CheckpointOptions
 
     /// --samples when not given.
     static let defaultSamples = 100
@@ -88,29 +87,24 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Seed of the ELBO noise and of the importance samples.")
     var seed: Int = 0
 
-    @Option(name: .customLong("data-dir"), help: AnalysisCLI.dataDirHelp)
-    var dataDir: String = "data/mnist"
+    @OptionGroup var data: DataOptions
 
-    @Option(name: .long, help: "OpenBLAS threads per rank (0: CPUs of this host / ranks on this host).")
-    var threads: Int = 0
+    @OptionGroup var blas: ThreadOptions
 
     func validate() throws {
         if samples < 0 || samples > 100_000 { throw ValidationError("--samples must be between 0 and 100000, got \(samples)") }
         if let c = count, c < 1 { throw ValidationError("--count must be at least 1, got \(c)") }
         if seed < 0 { throw ValidationError("--seed must be non-negative, got \(seed)") }
-        do { try TrainConfig.check(ConfigOverride("--threads", \.runtime.blasThreads, threads)) } catch {
-            throw ValidationError("\(error)")
-        }
     }
 
     func run() throws {
         let started = Clock.now()
         let comm = CommunicatorFactory.world()
-        BLASThreads.set(ThreadPlan.threads(requested: threads, ranksOnHost: comm.localSize))
+        BLASThreads.set(ThreadPlan.threads(requested: blas.threads, ranksOnHost: comm.localSize))
         let rank = comm.rank, world = comm.size
-        let trained = try comm.collectively { try TrainedModel(checkpoint: checkpoint) }
+        let trained = try comm.collectively { try model.load() }
         let a = trained.architecture
-        let files = MNISTFiles(dir: dataDir)
+        let files = data.files
         let wanted = count
         var total = 0
         let shard = try comm.collectively {

@@ -34,8 +34,7 @@ struct GenerateCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: AnalysisCLI.checkpointHelp)
-    var checkpoint: String
+    @OptionGroup var model: CheckpointOptions
 
     @Option(name: .long, help: ArgumentHelp("Label to draw (0-9), or 'all' for the label grid. Ignored by an unconditional model. For a categorical latent: the category to decode (0..K-1), or 'all' (default) for one row per category.", valueName: "label|all"))
     var label: LabelChoice?
@@ -43,8 +42,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Number of images (default 100; ignored with --label all).")
     var count: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Output PNG file (its directory is created).", valueName: "file.png"))
-    var out: String
+    @OptionGroup var output: ImageOutputOptions
 
     @Option(name: .long, help: "Seed of the latent draws.")
     var seed: Int = 0
@@ -56,12 +54,11 @@ struct GenerateCommand: ParsableCommand {
         if let c = count, c < 1 || c > 100_000 { throw ValidationError("--count must be between 1 and 100000, got \(c)") }
         if cols < 1 || cols > 1000 { throw ValidationError("--cols must be between 1 and 1000, got \(cols)") }
         if seed < 0 { throw ValidationError("--seed must be non-negative, got \(seed)") }
-        if out.isEmpty { throw ValidationError("--out must not be empty") }
     }
 
     func run() throws {
         guard AnalysisCLI.isWriter else { return }
-        let trained = try TrainedModel(checkpoint: checkpoint)
+        let trained = try model.load()
         let a = trained.architecture
         let runner = ModelRunner(model: trained.model, params: trained.params.base)
         if a.latentKind == .categorical { return try writeCategories(runner, a) }
@@ -73,12 +70,12 @@ struct GenerateCommand: ParsableCommand {
             throw AnalysisCommandError.needsLabel(classes: a.classes)
         }
         if case let .one(l)? = choice { try AnalysisCLI.check(label: l, a) }
-        try AnalysisCLI.prepareOutput(out)
+        try output.prepare()
         switch choice {
         case .all?:
             if count != nil { AnalysisCLI.note("--count is ignored with --label all (the grid has \(a.classes) rows of --cols \(cols) draws)") }
             let cells = Generator(model: trained.model, params: trained.params.base).labelGrid(cols: cols, seed: UInt64(seed))
-            try AnalysisCLI.grid(rows: a.classes, cols: cols, a).writePNG(cells, to: out)
+            try AnalysisCLI.grid(rows: a.classes, cols: cols, a).writePNG(cells, to: output.out)
         case let .one(l)?:
             try writeSamples(runner, label: l, a)
         case nil:
@@ -96,8 +93,8 @@ struct GenerateCommand: ParsableCommand {
         if count != nil { AnalysisCLI.note("--count is ignored for a categorical latent: one image per category") }
         let (cells, columns) = runner.categoryGrid(categories: categories)
         let grid = try AnalysisCLI.grid(rows: categories.count, cols: columns, a)
-        try AnalysisCLI.prepareOutput(out)
-        try grid.writePNG(cells, to: out)
+        try output.prepare()
+        try grid.writePNG(cells, to: output.out)
     }
 
     func writeSamples(_ runner: ModelRunner, label: Int, _ a: VAEArchitecture) throws {
@@ -106,6 +103,6 @@ struct GenerateCommand: ParsableCommand {
         let c = min(cols, n)
         let rows = (n + c - 1) / c
         let cells = images + [Float](repeating: 0, count: (rows * c - n) * a.inputDim)
-        try AnalysisCLI.grid(rows: rows, cols: c, a).writePNG(cells, to: out)
+        try AnalysisCLI.grid(rows: rows, cols: c, a).writePNG(cells, to: output.out)
     }
 }

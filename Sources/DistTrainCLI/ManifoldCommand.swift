@@ -29,8 +29,7 @@ struct ManifoldCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: AnalysisCLI.checkpointHelp)
-    var checkpoint: String
+    @OptionGroup var model: CheckpointOptions
 
     @Option(name: .long, help: ArgumentHelp("Output PNG of the decoded manifold (per label: F-labelK.png for a conditional model with --label all).", valueName: "file.png"))
     var out: String?
@@ -47,8 +46,7 @@ struct ManifoldCommand: ParsableCommand {
     @Option(name: .long, help: "Test images in the scatter plot, from the first (default: all).")
     var count: Int?
 
-    @Option(name: .customLong("data-dir"), help: AnalysisCLI.dataDirHelp)
-    var dataDir: String = "data/mnist"
+    @OptionGroup var data: DataOptions
 
     func validate() throws {
         if n < 1 || n > 200 { throw ValidationError("--n must be between 1 and 200, got \(n)") }
@@ -61,7 +59,7 @@ struct ManifoldCommand: ParsableCommand {
         guard out != nil || scatter != nil else {
             throw AnalysisCommandError.nothingToWrite(command: "manifold", options: "--out FILE.png and/or --scatter FILE.svg")
         }
-        let trained = try TrainedModel(checkpoint: checkpoint)
+        let trained = try model.load()
         let a = trained.architecture
         guard a.latentKind == .gaussian else {
             throw AnalysisError.needsGaussianLatent(path: trained.path, what: "a latent manifold", categories: a.latent)
@@ -88,7 +86,7 @@ struct ManifoldCommand: ParsableCommand {
         }
 
         if let scatter {
-            let files = MNISTFiles(dir: dataDir)
+            let files = data.files
             let wanted = count
             let shard = try files.test(classes: a.classes) { total in
                 let m = wanted ?? total

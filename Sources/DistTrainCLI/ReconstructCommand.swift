@@ -24,8 +24,7 @@ struct ReconstructCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: AnalysisCLI.checkpointHelp)
-    var checkpoint: String
+    @OptionGroup var model: CheckpointOptions
 
     @Option(name: .long, help: "Number of test images, from the first.")
     var count: Int = 20
@@ -33,23 +32,20 @@ struct ReconstructCommand: ParsableCommand {
     @Option(name: .long, help: "Images per row; each row of originals is followed by its row of reconstructions.")
     var cols: Int = 10
 
-    @Option(name: .long, help: ArgumentHelp("Output PNG file (its directory is created).", valueName: "file.png"))
-    var out: String
+    @OptionGroup var output: ImageOutputOptions
 
-    @Option(name: .customLong("data-dir"), help: AnalysisCLI.dataDirHelp)
-    var dataDir: String = "data/mnist"
+    @OptionGroup var data: DataOptions
 
     func validate() throws {
         if count < 1 || count > 10_000 { throw ValidationError("--count must be between 1 and 10000, got \(count)") }
         if cols < 1 || cols > 1000 { throw ValidationError("--cols must be between 1 and 1000, got \(cols)") }
-        if out.isEmpty { throw ValidationError("--out must not be empty") }
     }
 
     func run() throws {
         guard AnalysisCLI.isWriter else { return }
-        let trained = try TrainedModel(checkpoint: checkpoint)
+        let trained = try model.load()
         let a = trained.architecture
-        let files = MNISTFiles(dir: dataDir)
+        let files = data.files
         let n = count
         let shard = try files.test(classes: a.classes) { total in
             guard n <= total else { throw AnalysisError.countTooLarge(what: "--count", count: n, available: total, path: files.testImages) }
@@ -62,7 +58,7 @@ struct ReconstructCommand: ParsableCommand {
         let c = ReconstructionGrid.columns(count: n, maxCols: cols)
         let (cells, rows) = ReconstructionGrid.cells(originals: originals, reconstructions: recon, count: n,
                                                      inputDim: a.inputDim, cols: c)
-        try AnalysisCLI.prepareOutput(out)
-        try AnalysisCLI.grid(rows: rows, cols: c, a).writePNG(cells, separatorsAfterRows: ReconstructionGrid.separators(rows: rows), to: out)
+        try output.prepare()
+        try AnalysisCLI.grid(rows: rows, cols: c, a).writePNG(cells, separatorsAfterRows: ReconstructionGrid.separators(rows: rows), to: output.out)
     }
 }

@@ -28,8 +28,7 @@ struct StyleCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: AnalysisCLI.checkpointHelp)
-    var checkpoint: String
+    @OptionGroup var model: CheckpointOptions
 
     @Option(name: .customLong("test-index"), help: ArgumentHelp("Index of the test image to re-draw (0-9999): one row, the original then labels 0-9.", valueName: "index"))
     var testIndex: Int?
@@ -40,36 +39,33 @@ struct StyleCommand: ParsableCommand {
     @Option(name: .long, help: "With --from-label: how many source images (columns).")
     var count: Int = 10
 
-    @Option(name: .long, help: ArgumentHelp("Output PNG file (its directory is created).", valueName: "file.png"))
-    var out: String
+    @OptionGroup var output: ImageOutputOptions
 
-    @Option(name: .customLong("data-dir"), help: AnalysisCLI.dataDirHelp)
-    var dataDir: String = "data/mnist"
+    @OptionGroup var data: DataOptions
 
     func validate() throws {
         if (testIndex == nil) == (fromLabel == nil) { throw ValidationError("pass exactly one of --test-index and --from-label") }
         if let i = testIndex, i < 0 { throw ValidationError("--test-index must be non-negative, got \(i)") }
         if let l = fromLabel, l < 0 { throw ValidationError("--from-label must be non-negative, got \(l)") }
         if count < 1 || count > 1000 { throw ValidationError("--count must be between 1 and 1000, got \(count)") }
-        if out.isEmpty { throw ValidationError("--out must not be empty") }
     }
 
     func run() throws {
         guard AnalysisCLI.isWriter else { return }
-        let trained = try TrainedModel(checkpoint: checkpoint)
+        let trained = try model.load()
         let a = trained.architecture
         guard a.conditionsDecoder else { throw AnalysisError.unconditional(path: trained.path, what: "style transfer") }
         let runner = ModelRunner(model: trained.model, params: trained.params.base)
-        let files = MNISTFiles(dir: dataDir)
+        let files = data.files
         if let index = testIndex {
             let shard = try files.test(classes: a.classes) { total in
                 guard index < total else { throw AnalysisError.indexOutOfRange(what: "--test-index", index: index, count: total, path: files.testImages) }
                 return index..<(index + 1)
             }
             let cells = ModelRunner.pixels(shard, local: 0) + (try runner.restyle(shard, locals: [0]))
-            try AnalysisCLI.prepareOutput(out)
+            try output.prepare()
             try AnalysisCLI.grid(rows: 1, cols: 1 + a.classes, a)
-                .writePNG(cells, separatorsAfterRows: [], separatorsAfterColumns: [0], to: out)
+                .writePNG(cells, separatorsAfterRows: [], separatorsAfterColumns: [0], to: output.out)
         } else if let label = fromLabel {
             try AnalysisCLI.check(label: label, a)
             let labels = try IDX.readLabels(path: files.trainLabels, classes: a.classes).labels
@@ -86,9 +82,9 @@ struct StyleCommand: ParsableCommand {
                     cells.append(contentsOf: restyled[start..<(start + a.inputDim)])
                 }
             }
-            try AnalysisCLI.prepareOutput(out)
+            try output.prepare()
             try AnalysisCLI.grid(rows: 1 + a.classes, cols: count, a)
-                .writePNG(cells, separatorsAfterRows: [0], to: out)
+                .writePNG(cells, separatorsAfterRows: [0], to: output.out)
         }
     }
 }
