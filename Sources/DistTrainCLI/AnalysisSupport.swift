@@ -40,10 +40,6 @@ enum AnalysisCommandError: Error, CustomStringConvertible {
 
 /// Shared plumbing of the checkpoint commands (generate, style, reconstruct, manifold, eval).
 enum AnalysisCLI {
-    /// True on the rank that does the work of a single-process command: rank 0 (the other
-    /// ranks of an mpirun job return at once instead of writing the same file).
-    static var isWriter: Bool { Launch.rank == 0 }
-
     /// "disttrain: note: ..." on stderr.
     static func note(_ message: String) {
         fputs("disttrain: note: \(message)\n", stderr)

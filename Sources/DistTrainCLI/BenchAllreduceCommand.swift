@@ -72,7 +72,7 @@ struct BenchAllreduceCommand: ParsableCommand {
 
     func run() throws {
         if !fit.isEmpty {
-            guard Launch.rank == 0 else { return }
+            guard Launch.isWriter else { return }
             print(try fitFiles())
             return
         }
@@ -110,7 +110,7 @@ struct BenchAllreduceCommand: ParsableCommand {
         let capacity = sizes.max()! / 4
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
         defer { buffer.deallocate() }
-        if comm.isRoot {
+        if comm.isWriter {
             let note = comm.size == 1 ? " (a world of one: nothing is communicated; start it under mpirun -n 2 or more)" : ""
             fputs("bench-allreduce: \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(sizes.count) sizes, \(warmup) warmup + \(iterations) timed allreduces each\(note)\n", stderr)
         }
@@ -118,7 +118,7 @@ struct BenchAllreduceCommand: ParsableCommand {
         buffer.initialize(repeating: 0, count: capacity)  // sums of zeros stay zero, never overflow
         for bytes in sizes {
             let series = time(comm, buffer, count: bytes / 4)
-            if comm.isRoot {
+            if comm.isWriter {
                 print(series.jsonLine(extra: [("floats", .number(Double(bytes / 4))), ("model_gradient", .bool(bytes == modelBytes))]))
                 fflush(stdout)
             }

@@ -36,10 +36,10 @@ struct DistTrainCommand: ParsableCommand {
             let code = exitCode(for: error)
             if code == .success {
                 // --help, --version: printed once, not once per rank.
-                if Launch.rank == 0 { print(fullMessage(for: error)) }
+                if Launch.isWriter { print(fullMessage(for: error)) }
                 Glibc.exit(0)
             }
-            if Launch.rank == 0 { Report.error(message(for: error) + " (see 'disttrain --help')") }
+            if Launch.isWriter { Report.error(message(for: error) + " (see 'disttrain --help')") }
             Glibc.exit(code.rawValue)
         }
         do {
@@ -50,17 +50,17 @@ struct DistTrainCommand: ParsableCommand {
             _ = e  // the failing rank printed the reason
             Glibc.exit(1)
         } catch let e as SharedFailure {
-            if Launch.rank == 0 { Report.error(e.message) }
+            if Launch.isWriter { Report.error(e.message) }
             Glibc.exit(1)
         } catch let e as ConfigError where e.isOptionError {
             // A flag out of its config field's limits: a usage error, as when parsing failed.
-            if Launch.rank == 0 { Report.error("\(e) (see 'disttrain --help')") }
+            if Launch.isWriter { Report.error("\(e) (see 'disttrain --help')") }
             Glibc.exit(ExitCode.validationFailure.rawValue)
         } catch let e as ExitCode {
             Glibc.exit(e.rawValue)
         } catch where exitCode(for: error) == .success {
             // `disttrain help ...` and subcommand --help arrive here as a "help requested" error.
-            if Launch.rank == 0 { print(fullMessage(for: error)) }
+            if Launch.isWriter { print(fullMessage(for: error)) }
             Glibc.exit(0)
         } catch {
             Report.error(Launch.worldSize > 1 ? "rank \(Launch.rank): \(error)" : "\(error)")
@@ -73,6 +73,9 @@ struct DistTrainCommand: ParsableCommand {
 enum Launch {
     static let rank: Int = env(["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"]) ?? 0
     static let worldSize: Int = env(["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"]) ?? 1
+    /// True on the writer, rank 0: the only rank that writes files and prints (before MPI
+    /// starts; afterwards `Communicator.isWriter` says the same).
+    static var isWriter: Bool { rank == 0 }
 
     static func env(_ names: [String]) -> Int? {
         for n in names { if let v = getenv(n), let i = Int(String(cString: v)) { return i } }

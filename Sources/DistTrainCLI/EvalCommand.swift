@@ -135,7 +135,7 @@ struct EvalCommand: ParsableCommand {
                                       posteriorMean: posteriorMean, seed: UInt64(seed))
             sums = EvaluationSums(values: comm.sum(mine.values))
         }
-        guard comm.isRoot else { return }
+        guard comm.isWriter else { return }
         if categorical && samples != EvalCommand.defaultSamples {
             AnalysisCLI.note("--samples is not used for a categorical latent: nll is exact (every category is decoded)")
         }

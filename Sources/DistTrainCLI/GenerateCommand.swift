@@ -57,7 +57,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard AnalysisCLI.isWriter else { return }
+        guard Launch.isWriter else { return }  // single-process work: the other ranks of an mpirun job stop at once
         let trained = try model.load()
         let a = trained.architecture
         let runner = ModelRunner(model: trained.model, params: trained.params.base)

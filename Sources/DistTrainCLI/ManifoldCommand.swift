@@ -55,7 +55,7 @@ struct ManifoldCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard AnalysisCLI.isWriter else { return }
+        guard Launch.isWriter else { return }  // single-process work: the other ranks of an mpirun job stop at once
         guard out != nil || scatter != nil else {
             throw AnalysisCommandError.nothingToWrite(command: "manifold", options: "--out FILE.png and/or --scatter FILE.svg")
         }

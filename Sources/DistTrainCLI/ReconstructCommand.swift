@@ -42,7 +42,7 @@ struct ReconstructCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard AnalysisCLI.isWriter else { return }
+        guard Launch.isWriter else { return }  // single-process work: the other ranks of an mpirun job stop at once
         let trained = try model.load()
         let a = trained.architecture
         let files = data.files

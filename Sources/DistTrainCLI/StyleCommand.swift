@@ -51,7 +51,7 @@ struct StyleCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard AnalysisCLI.isWriter else { return }
+        guard Launch.isWriter else { return }  // single-process work: the other ranks of an mpirun job stop at once
         let trained = try model.load()
         let a = trained.architecture
         guard a.conditionsDecoder else { throw AnalysisError.unconditional(path: trained.path, what: "style transfer") }

@@ -114,7 +114,7 @@ struct TrainCommand: ParsableCommand {
         options.liveProgress = !noProgress
         let trainer = try Trainer(config: config, comm: comm, options: options, logger: log)
         try trainer.fit()
-        if comm.isRoot && !quiet, let last = trainer.reports.last {
+        if comm.isWriter && !quiet, let last = trainer.reports.last {
             print("done: \(last.step) steps; run directory \(config.output.dir)")
         }
     }

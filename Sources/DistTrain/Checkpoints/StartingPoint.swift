@@ -17,7 +17,7 @@ struct StartingPoint {
         if let explicit = options.resumeFrom { return explicit }
         guard options.resume else { return nil }
         var found: String?
-        try comm.onRoot {
+        try comm.onWriter {
             guard let latest = run.pointer("latest") else {
                 throw CheckpointError.missing(path: run.checkpoints + "/latest (nothing to resume in \(run.path))")
             }
@@ -30,7 +30,7 @@ struct StartingPoint {
     func initialize(model: VAE, params: FloatBuffer) throws {
         let initFrom = options.initFrom
         let seed = UInt64(config.training.seed)
-        try comm.onRoot {
+        try comm.onWriter {
             if let file = initFrom {
                 try Checkpoint.readModel(model, into: params.base, from: file)
             } else {
@@ -45,7 +45,7 @@ struct StartingPoint {
     func restore(from dir: String, model: VAE, params: FloatBuffer, adam: Adam, fresh: TrainerState) throws -> TrainerState {
         var stateJSON: [UInt8] = []
         let seed = config.training.seed
-        try comm.onRoot {
+        try comm.onWriter {
             try Checkpoint.readModel(model, into: params.base, from: dir + "/model.safetensors")
             try Checkpoint.readOptimizer(model, adam: adam, from: dir + "/optimizer.safetensors")
             let path = dir + "/trainer.json"
@@ -66,7 +66,7 @@ struct StartingPoint {
         adam.step = s.globalStep
         if s.worldSize != comm.size && s.stepInEpoch > 0 {
             // Batches of an interrupted epoch depend on the world size: start the next epoch cleanly.
-            if comm.isRoot {
+            if comm.isWriter {
                 log.notice("checkpoint was written by \(s.worldSize) ranks mid-epoch; resuming on \(comm.size) ranks from the start of epoch \(s.epoch + 2)")
             }
             s.finishEpoch()
@@ -74,7 +74,7 @@ struct StartingPoint {
         s.worldSize = comm.size
         s.configHash = fresh.configHash
         s.dataHash = fresh.dataHash
-        if comm.isRoot { log.notice("resumed from \(dir) at epoch \(s.epoch + 1), step \(s.globalStep)") }
+        if comm.isWriter { log.notice("resumed from \(dir) at epoch \(s.epoch + 1), step \(s.globalStep)") }
         return s
     }
 }

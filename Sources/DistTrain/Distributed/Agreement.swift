@@ -27,8 +27,11 @@ extension Communicator {
         return try result.get()
     }
 
-    /// Runs `body` on rank 0 only and shares its success or failure with every rank.
-    public func onRoot(_ body: () throws -> Void) throws {
-        try collectively { if isRoot { try body() } }
+    /// Runs `body` on the writer (rank 0) only and shares its success or failure with every rank.
+    public func onWriter(_ body: () throws -> Void) throws {
+        try collectively { if isWriter { try body() } }
     }
+
+    @available(*, deprecated, renamed: "onWriter")
+    public func onRoot(_ body: () throws -> Void) throws { try onWriter(body) }
 }

@@ -44,8 +44,13 @@ public protocol Communicator: AnyObject {
 }
 
 extension Communicator {
-    /// True when this is rank 0, the one that writes outputs.
-    public var isRoot: Bool { rank == 0 }
+    /// True on the writer: rank 0, the only rank that writes files (the run directory,
+    /// checkpoints, images) and prints results. Collective calls keep MPI's own "root" for
+    /// the rank a broadcast starts from.
+    public var isWriter: Bool { rank == 0 }
+
+    @available(*, deprecated, renamed: "isWriter")
+    public var isRoot: Bool { isWriter }
 
     /// Sums float64 values across ranks and returns them.
     public func sum(_ values: [Double]) -> [Double] {

@@ -74,7 +74,7 @@ public final class Trainer {
 
         var outputs: [EpochOutput] = []
         var console: ConsoleReport?
-        if comm.isRoot {
+        if comm.isWriter {
             outputs.append(EpochGrids(model: model, params: params, test: test, run: run, events: setup.events,
                                       every: config.output.gridEvery, seed: seed))
             outputs.append(MetricsFile(run: run))
@@ -95,7 +95,7 @@ public final class Trainer {
         let steps = sampler.steps
         let maxSteps = config.training.maxSteps
         func stepsLeft() -> Bool { !(maxSteps > 0 && state.globalStep >= maxSteps) }
-        if comm.isRoot {
+        if comm.isWriter {
             log.info("model: \(model.trainableCount) parameters, \(model.trainingFlopsPerSample / 1000) kFLOP per sample per step")
             log.info("world \(comm.size): global batch \(plan.globalBatch), local batch \(localBatch) on rank 0, \(steps) steps per epoch\(steps < plan.stepsPerEpoch ? " (of \(plan.stepsPerEpoch): the rarest label of a shard limits it)" : ""), BLAS threads \(BLASThreads.current)")
         }
@@ -257,14 +257,14 @@ public final class Trainer {
         let epoch = FinishedEpoch(report: report, totalEpochs: config.training.epochs, worldSize: comm.size,
                                   globalBatch: plan.globalBatch, klWeight: Double(klWeight), lr: config.optimizer.lr,
                                   testNMI: lastTestNMI)
-        try comm.onRoot {
+        try comm.onWriter {
             for output in outputs { try output.write(epoch) }
         }
     }
 
     /// Rank 0 writes a checkpoint of the current state; all ranks learn whether it worked.
     func saveCheckpoint(testLoss: Double?) throws {
-        try comm.onRoot {
+        try comm.onWriter {
             var s = state
             let name = RunDirectory.checkpointName(step: s.globalStep)
             let isBest = testLoss.map { $0 < s.bestTestLoss } ?? false

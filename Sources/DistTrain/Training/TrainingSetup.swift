@@ -110,7 +110,7 @@ struct TrainingSetup {
         let openEpoch = state.stepInEpoch > 0 ? state.epoch + 1 : nil
         let run = self.run
         var events: TensorBoardWriter?
-        try comm.onRoot {
+        try comm.onWriter {
             // A fresh run never mixes its metrics or checkpoints into an earlier run's.
             if resumedStep == nil && run.holdsRun { throw RunDirectoryError.holdsAnotherRun(path: run.path) }
             try run.prepare()

@@ -105,7 +105,7 @@ struct MPITests {
     @Test("after a few steps every rank holds bitwise-identical parameters")
     func ranksStayIdentical() throws {
         let dir = Support.sharedTempDir("identical")
-        defer { if comm.isRoot { try? FileManager.default.removeItem(atPath: dir) } }
+        defer { if comm.isWriter { try? FileManager.default.removeItem(atPath: dir) } }
         var config = Support.smallConfig(out: dir)
         config.training.maxSteps = 6
         config.runtime.checksumEvery = 2
@@ -125,7 +125,7 @@ struct MPITests {
     @Test("resuming from a mid-epoch checkpoint ends bitwise identical to an uninterrupted run")
     func resumeIsExact() throws {
         let dir = Support.sharedTempDir("resume")
-        defer { if comm.isRoot { try? FileManager.default.removeItem(atPath: dir) } }
+        defer { if comm.isWriter { try? FileManager.default.removeItem(atPath: dir) } }
         var options = TrainOptions()
         options.printEpochs = false
 
@@ -185,7 +185,7 @@ struct MPITests {
         v.withUnsafeMutableBufferPointer { comm.allreduceSum($0.baseAddress!, count: 3) }
         let n = Float(comm.size)
         #expect(v == [n * (n - 1) / 2, n, 2.5 * n])
-        var b: [Float] = comm.isRoot ? [7, 8, 9] : [0, 0, 0]
+        var b: [Float] = comm.rank == 0 ? [7, 8, 9] : [0, 0, 0]
         b.withUnsafeMutableBufferPointer { comm.broadcast($0.baseAddress!, count: 3, root: 0) }
         #expect(b == [7, 8, 9])
         let gathered = comm.allgather(Array("rank\(comm.rank)".utf8))
