@@ -21,7 +21,7 @@ struct DistTrainCommand: ParsableCommand {
         run directory: metrics.jsonl, grids/epoch-NNN.png and checkpoints/.
         """,
         version: "0.1.0",
-        subcommands: [TrainCommand.self, GenerateCommand.self, StyleCommand.self, ReconstructCommand.self,
+        subcommands: [TrainCommand.self, GenerateCommand.self, StyleCommand.self, ReconstructCommand.self, AnimateCommand.self,
                       BenchAllreduceCommand.self,
                       EvalCommand.self, ManifoldCommand.self, ConfigReferenceCommand.self],
         defaultSubcommand: TrainCommand.self

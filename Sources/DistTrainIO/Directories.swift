@@ -26,4 +26,17 @@ public enum Directories {
             }
         }
     }
+
+    /// Names of the entries of a directory (without "." and ".."), unsorted; empty when it
+    /// cannot be read.
+    public static func list(_ path: String) -> [String] {
+        guard let d = opendir(path) else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let n = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if n != "." && n != ".." { names.append(n) }
+        }
+        return names
+    }
 }

@@ -105,14 +105,7 @@ public struct RunDirectory {
 
     /// Step checkpoints present, oldest first.
     public func checkpointNames() -> [String] {
-        guard let d = opendir(checkpoints) else { return [] }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let e = readdir(d) {
-            let n = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if n.hasPrefix("step-") { names.append(n) }
-        }
-        return names.sorted()
+        Directories.list(checkpoints).filter { $0.hasPrefix("step-") }.sorted()
     }
 
     func prune(keep: Int) {
@@ -125,12 +118,8 @@ public struct RunDirectory {
 
     /// rm -r of a directory of plain files (checkpoint directories hold no subdirectories).
     static func removeTree(_ path: String) {
-        if let d = opendir(path) {
-            while let e = readdir(d) {
-                let n = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                if n != "." && n != ".." { unlink(path + "/" + n) }
-            }
-            closedir(d)
+        if FileBytes.isDirectory(path) {
+            for n in Directories.list(path) { unlink(path + "/" + n) }
             rmdir(path)
         } else {
             unlink(path)

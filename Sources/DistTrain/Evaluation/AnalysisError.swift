@@ -20,9 +20,13 @@ public enum AnalysisError: Error, CustomStringConvertible, Equatable {
     case tooFewWithLabel(label: Int, found: Int, wanted: Int, path: String)
     case countTooLarge(what: String, count: Int, available: Int, path: String)
     case imageSize(path: String, pixels: Int, modelPixels: Int)
+    /// A run directory without generation grids to animate.
+    case noFrames(path: String)
 
     public var description: String {
         switch self {
+        case let .noFrames(path):
+            return "\(path): no generation grids (epoch-NNN.png) to animate: is this a run directory, and was output.grid_every above 0?"
         case let .latentNotTwo(path, latent):
             return "checkpoint \(path): a latent manifold needs a model with a 2-dimensional latent space; this one has \(latent) dimensions (train one with model.latent 2, e.g. configs/cvae-2d.json)"
         case let .unconditional(path, what):

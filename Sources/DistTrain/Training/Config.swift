@@ -86,6 +86,9 @@ public struct TrainConfig: Equatable, Sendable {
         public var dir = "runs/cvae"
         /// Write a generation grid every this many epochs (0: never).
         public var gridEvery = 1
+        /// Milliseconds per frame of RUN/grids/animation.png, the generation grids of every
+        /// epoch so far as one animated PNG (0: no animation).
+        public var animationMs = 400
         /// Also checkpoint every this many steps (0: only at epoch ends).
         public var checkpointEverySteps = 0
         /// Step checkpoints to keep (the best one is kept as well).

@@ -257,6 +257,8 @@ extension TrainConfig {
 
         .string("output", "dir", \.output.dir, nonEmpty: true, doc: "run directory"),
         .integer("output", "grid_every", \.output.gridEvery, min: 0, doc: "write a generation grid every N epochs (0: never)"),
+        .integer("output", "animation_ms", \.output.animationMs, min: 0, max: 65_535,
+                 doc: "milliseconds per frame of `grids/animation.png`, every epoch's generation grid as one animated PNG (0: none)"),
         .integer("output", "checkpoint_every_steps", \.output.checkpointEverySteps, min: 0,
                  doc: "also checkpoint every N steps (0: only at epoch ends)"),
         .integer("output", "keep_checkpoints", \.output.keepCheckpoints, min: 1, doc: "step checkpoints kept (plus the best)"),

@@ -77,6 +77,9 @@ public final class Trainer {
         if comm.isWriter {
             outputs.append(EpochGrids(model: model, params: params, test: test, run: run, events: setup.events,
                                       every: config.output.gridEvery, seed: seed))
+            if config.output.animationMs > 0 && config.output.gridEvery > 0 {
+                outputs.append(GridAnimation(run: run, frameMilliseconds: config.output.animationMs))
+            }
             outputs.append(MetricsFile(run: run))
             if let events = setup.events { outputs.append(TensorBoardScalars(events: events)) }
             if options.printEpochs {

@@ -116,6 +116,7 @@ struct ConfigTests {
       "output": {
         "dir": "runs/cvae",
         "grid_every": 1,
+        "animation_ms": 400,
         "checkpoint_every_steps": 0,
         "keep_checkpoints": 3
       },
@@ -130,7 +131,7 @@ struct ConfigTests {
 
     """
 
-    @Test("config.json written from the field table is byte-for-byte the old writer's")
+    @Test("config.json written from the field table: every field, in table order, in the old writer's format")
     func writtenJSON() throws {
         #expect(TrainConfig().json.pretty == Self.defaultJSON)
         // Every field is written, each once, and every config in configs/ survives a round trip.
