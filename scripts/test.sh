@@ -21,10 +21,10 @@ tests=.build/release/disttrainPackageTests.xctest
 step "swift test (all suites, one process)" swift test "${build[@]}" --skip-build
 step "MPI suite on 2 ranks" mpirun -n 2 "$tests" --testing-library swift-testing --filter MPITests
 step "MPI suite on 4 ranks" mpirun -n 4 "$tests" --testing-library swift-testing --filter MPITests
-step "training jobs under mpirun (1, 2, 4 ranks), TensorBoard, PyTorch interop" bash scripts/e2e.sh
-step "variants: short run + every command" bash scripts/variants-check.sh
-step "multi-host: 2 ranks across two network namespaces" bash scripts/multihost-test.sh
-step "faults: kill -9 and resume, NaN injection, disagreeing ranks" bash scripts/fault-tests.sh
+step "training jobs under mpirun (1, 2, 4 ranks), TensorBoard, PyTorch interop" bash scripts/scenarios/e2e.sh
+step "variants: short run + every command" bash scripts/scenarios/variants-check.sh
+step "multi-host: 2 ranks across two network namespaces" bash scripts/scenarios/multihost-test.sh
+step "faults: kill -9 and resume, NaN injection, disagreeing ranks" bash scripts/scenarios/fault-tests.sh
 
 echo
 (( failed )) && printf 'failed: %s\n' "${names[@]}"

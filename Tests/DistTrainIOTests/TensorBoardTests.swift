@@ -386,7 +386,7 @@ enum EventFileReader {
 
     // MARK: Fixture for the TensorBoard (Python) check
 
-    /// The run that scripts/tb-check.sh --self-test reads with TensorBoard's own loader: every
+    /// The run that scripts/scenarios/tb-check.sh --self-test reads with TensorBoard's own loader: every
     /// tag the trainer writes, two images, and a restart that must purge the steps after it.
     /// Returns the expectation in tb_read.py's format.
     static func writeFixture(to dir: String) throws -> JSON {
@@ -438,7 +438,7 @@ enum EventFileReader {
         #expect(events.filter { $0.image != nil }.count == 3)
         #expect(events.filter { $0.sessionStatus == 1 }.map(\.step) == [3])
 
-        // With DISTTRAIN_TB_CHECK_DIR set (scripts/tb-check.sh --self-test), write the same
+        // With DISTTRAIN_TB_CHECK_DIR set (scripts/scenarios/tb-check.sh --self-test), write the same
         // fixture there with its expectation for TensorBoard's own loader to verify.
         if let target = ProcessInfo.processInfo.environment["DISTTRAIN_TB_CHECK_DIR"], !target.isEmpty {
             try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)

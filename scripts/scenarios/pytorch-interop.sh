@@ -2,7 +2,7 @@
 # PyTorch interop check: disttrain and PyTorch must compute the same deterministic test loss
 # (z = posterior mean) from the same weights, in both directions.
 #
-#   scripts/pytorch-interop.sh CHECKPOINT_DIR [COUNT]      (COUNT test images, default 256)
+#   scripts/scenarios/pytorch-interop.sh CHECKPOINT_DIR [COUNT]      (COUNT test images, default 256)
 #
 #  1. disttrain -> PyTorch: `disttrain eval --checkpoint CHECKPOINT_DIR --posterior-mean
 #     --count COUNT` against examples/load_in_pytorch.py on the same checkpoint.
@@ -14,7 +14,7 @@
 # if that is impossible it prints "skipped: python3-torch not installable: <reason>" and exits 0.
 # The binary is $DISTTRAIN (default .build/release/disttrain): build it first.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # disttrain runs as an MPI singleton
 py=/usr/bin/python3
 disttrain=${DISTTRAIN:-.build/release/disttrain}

@@ -6,7 +6,7 @@
 #     the step and the tensor, and the last good checkpoint stays;
 #  3. ranks started with different configs refuse to train together.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 bin=.build/release/disttrain
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; pkill -9 -f "$tmp" 2>/dev/null' EXIT

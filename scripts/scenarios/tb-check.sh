@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Checks disttrain's TensorBoard event files with TensorBoard itself (pip package, in a venv).
 #
-#   scripts/tb-check.sh RUN_DIR [EXPECTED.json]   a run directory (reads RUN_DIR/tb) or a log dir
-#   scripts/tb-check.sh --self-test               writes a known fixture with the Swift test
+#   scripts/scenarios/tb-check.sh RUN_DIR [EXPECTED.json]   a run directory (reads RUN_DIR/tb) or a log dir
+#   scripts/scenarios/tb-check.sh --self-test               writes a known fixture with the Swift test
 #                                                 TensorBoardTests, then checks it exactly
 #
 # Without EXPECTED.json every tag the trainer writes must be there at least once (see
-# scripts/tb_read.py for the format and the checks). A run directory's loss/test values are
+# scripts/tools/tb_read.py for the format and the checks). A run directory's loss/test values are
 # also compared with its metrics.jsonl.
 #
 # The venv is $DISTTRAIN_TB_VENV (default /tmp/disttrain-tb-venv), made with $PYTHON (default
@@ -15,7 +15,7 @@
 # --self-test builds with $SWIFT_BUILD_FLAGS (default: -c release -Xswiftc -enable-testing) in
 # $SCRATCH_PATH (default .build), like scripts/test.sh.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 TENSORBOARD_VERSION=2.20.0
 venv=${DISTTRAIN_TB_VENV:-/tmp/disttrain-tb-venv}
 python=${PYTHON:-python3}
@@ -87,7 +87,7 @@ fi
 # TensorBoard logs its purge notices and the missing-TensorFlow notice on stderr; keep them
 # out of the way unless the check fails.
 errlog=$(mktemp)
-"$venv/bin/python" scripts/tb_read.py "${exec_args[@]}" 2>"$errlog"
+"$venv/bin/python" scripts/tools/tb_read.py "${exec_args[@]}" 2>"$errlog"
 status=$?
 (( status != 0 )) && cat "$errlog" >&2
 rm -f "$errlog"

@@ -32,9 +32,9 @@
 # with apt-get when missing); without them it prints `multihost: skipped: <reason>` and exits 0.
 # The last line is `multihost: 1 passed, 0 failed` (exit 0) or `multihost: 0 passed, 1 failed`.
 #
-#   bash scripts/multihost-test.sh          # DISTTRAIN_BIN=path overrides the binary
+#   bash scripts/scenarios/multihost-test.sh          # DISTTRAIN_BIN=path overrides the binary
 set -uo pipefail
-cd "$(dirname "$0")/.." || exit 1
+cd "$(dirname "$0")/../.." || exit 1
 repo=$PWD
 deadline=$(( $(date +%s) + 300 ))
 t0=$(date +%s%N)
@@ -60,7 +60,7 @@ if [[ -z "$bin" ]]; then
 fi
 [[ "$bin" == /* || -z "$bin" ]] || bin="$repo/$bin"
 [[ -n "$bin" && -x "$bin" ]] || fail "no disttrain binary (swift build -c release, or set DISTTRAIN_BIN)"
-command -v mpirun >/dev/null || fail "mpirun not found (bash scripts/install-deps.sh)"
+command -v mpirun >/dev/null || fail "mpirun not found (bash scripts/tools/install-deps.sh)"
 command -v python3 >/dev/null || fail "python3 not found (needed to read metrics.jsonl)"
 [[ $(id -u) == 0 ]] || skip "not root: network namespaces need CAP_SYS_ADMIN"
 if ! command -v ip >/dev/null; then

@@ -2,7 +2,7 @@
 # Short real training jobs of the release binary under mpirun with 1, 2 and 4 ranks; checks
 # exit codes, the run-directory layout, metrics fields and cross-rank agreement.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 bin=.build/release/disttrain
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -37,8 +37,8 @@ PY
   echo "e2e: $n ranks ok: $(head -c 200 "$out/metrics.jsonl")"
 done
 # TensorBoard's own reader on the 2-rank run; PyTorch loads the 4-rank run's checkpoint.
-bash scripts/tb-check.sh "$tmp/run2" || fail "tensorboard check"
-bash scripts/pytorch-interop.sh "$tmp/run4/checkpoints/step-00000040" || fail "pytorch interop"
+bash scripts/scenarios/tb-check.sh "$tmp/run2" || fail "tensorboard check"
+bash scripts/scenarios/pytorch-interop.sh "$tmp/run4/checkpoints/step-00000040" || fail "pytorch interop"
 # --init-from: a run starts from another run's weights (as it would from PyTorch's export).
 timeout 300 "$bin" --config configs/cvae.json --max-steps 1 --epochs 1 --out "$tmp/init" --quiet --log-level warning \
   --init-from "$tmp/run4/checkpoints/step-00000040/model.safetensors" || fail "--init-from"

@@ -6,11 +6,11 @@
 # line on stderr, no output file. Prints one PASS/FAIL line per check and exits non-zero on
 # any failure.
 #
-#   bash scripts/variants-check.sh                          # uses .build/release/disttrain
-#   BIN=.build-x/release/disttrain bash scripts/variants-check.sh
-#   STEPS=50 bash scripts/variants-check.sh configs/gumbel-vae.json   # some configs only
+#   bash scripts/scenarios/variants-check.sh                          # uses .build/release/disttrain
+#   BIN=.build-x/release/disttrain bash scripts/scenarios/variants-check.sh
+#   STEPS=50 bash scripts/scenarios/variants-check.sh configs/gumbel-vae.json   # some configs only
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 bin=${BIN:-.build/release/disttrain}
 steps=${STEPS:-30}
 [[ -x "$bin" ]] || { echo "variants-check: $bin is not an executable (build first, or set BIN)" >&2; exit 1; }
