@@ -7,13 +7,16 @@
 # With these installed no check of scripts/test.sh skips (CI runs this first, see .ci/run).
 # python3-torch is about 190 MB to download.
 set -euo pipefail
-pkgs=(libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev pkg-config
-      python3 python3-torch python3-numpy python3-venv iproute2)
-missing=()
-for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if (( ${#missing[@]} )); then
-  sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+install() {  # install [APT-GET OPTIONS...] -- PACKAGES...: the packages not installed yet
+  local opts=() missing=() p
+  while [[ $1 != -- ]]; do opts+=("$1"); shift; done; shift
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  (( ${#missing[@]} )) || return 0
   echo "install-deps: apt-get install ${missing[*]}"
-  timeout 600 $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive timeout 1200 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+  if [[ -z ${updated:-} ]]; then timeout 600 $sudo apt-get update -qq; updated=1; fi
+  DEBIAN_FRONTEND=noninteractive timeout 1200 $sudo apt-get install -y -qq "${opts[@]}" "${missing[@]}"
+}
+sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+install -- libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev pkg-config
+# The test-only packages without their recommendations (python3-torch's would add hundreds of MB).
+install --no-install-recommends -- python3 python3-torch python3-numpy python3-venv iproute2
