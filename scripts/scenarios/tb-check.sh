@@ -11,7 +11,8 @@
 #
 # The venv is $DISTTRAIN_TB_VENV (default /tmp/disttrain-tb-venv), made with $PYTHON (default
 # python3) when missing. If pip cannot reach the package index, the script prints
-# "skipped: ..." and exits 0; every other failure exits non-zero.
+# "skipped: ..." and exits 77 (scripts/test.sh reports a skip, which is not a pass); every
+# other failure exits 1. Every process it starts runs under a time limit.
 # --self-test builds with $SWIFT_BUILD_FLAGS (default: -c release -Xswiftc -enable-testing) in
 # $SCRATCH_PATH (default .build), like scripts/test.sh.
 set -uo pipefail
@@ -29,7 +30,7 @@ usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 # --- TensorBoard in a venv ------------------------------------------------------------------
 if [[ ! -x $venv/bin/python ]]; then
   echo "tb-check: creating venv $venv with $($python --version 2>&1)"
-  if ! out=$("$python" -m venv "$venv" 2>&1); then
+  if ! out=$(timeout 120 "$python" -m venv "$venv" 2>&1); then
     rm -rf "$venv"
     die "cannot create a venv with $python: $(tail -n 3 <<<"$out" | tr '\n' ' ')
 (on Debian: apt-get install python3-venv, or set PYTHON to another python3)"
@@ -41,7 +42,7 @@ if [[ $have != "$TENSORBOARD_VERSION" ]]; then
   start=$SECONDS
   piplog=$(mktemp)
   # Verbose into a file: pip reports an unreachable index only at its debug level.
-  if ! "$venv/bin/python" -m pip install --disable-pip-version-check -vvv \
+  if ! timeout 600 "$venv/bin/python" -m pip install --disable-pip-version-check -vvv \
          "tensorboard==$TENSORBOARD_VERSION" >"$piplog" 2>&1; then
     # Only an unreachable package index is a skip; anything else is a real failure.
     network='NewConnectionError|Failed to establish a new connection|Temporary failure in name resolution'
@@ -51,7 +52,7 @@ if [[ $have != "$TENSORBOARD_VERSION" ]]; then
     if reason=$(grep -Eo "$network" "$piplog" | head -n 1) && [[ -n $reason ]]; then
       rm -f "$piplog"
       echo "skipped: pip install tensorboard==$TENSORBOARD_VERSION failed: package index unreachable ($reason)"
-      exit 0
+      exit 77
     fi
     grep -E '^(ERROR|WARNING)|Error' "$piplog" | tail -n 15 >&2
     rm -f "$piplog"
@@ -68,7 +69,7 @@ if [[ $1 == --self-test ]]; then
   trap 'rm -rf "$fixture"' EXIT
   read -r -a flags <<<"${SWIFT_BUILD_FLAGS:--c release -Xswiftc -enable-testing}"
   echo "tb-check: writing the fixture with swift test --filter TensorBoardTests"
-  DISTTRAIN_TB_CHECK_DIR=$fixture swift test "${flags[@]}" --scratch-path "${SCRATCH_PATH:-.build}" \
+  DISTTRAIN_TB_CHECK_DIR=$fixture timeout 600 swift test "${flags[@]}" --scratch-path "${SCRATCH_PATH:-.build}" \
       --filter TensorBoardTests >"$fixture.log" 2>&1 \
     || { tail -n 30 "$fixture.log" >&2; rm -f "$fixture.log"; die "swift test --filter TensorBoardTests failed"; }
   rm -f "$fixture.log"
@@ -87,7 +88,7 @@ fi
 # TensorBoard logs its purge notices and the missing-TensorFlow notice on stderr; keep them
 # out of the way unless the check fails.
 errlog=$(mktemp)
-"$venv/bin/python" scripts/tools/tb_read.py "${exec_args[@]}" 2>"$errlog"
+timeout 120 "$venv/bin/python" scripts/tools/tb_read.py "${exec_args[@]}" 2>"$errlog"
 status=$?
 (( status != 0 )) && cat "$errlog" >&2
 rm -f "$errlog"
