@@ -272,7 +272,11 @@ enum EventFileReader {
         #expect(parts.count == 5 && parts[0] == "events" && parts[1] == "out" && parts[2] == "tfevents")
         let stamp = Double(parts[3]) ?? 0
         #expect(abs(stamp - Date().timeIntervalSince1970) < 60)
-        #expect(parts[4] == ProcessInfo.processInfo.hostName || !parts[4].isEmpty)
+        // The file name ends in this machine's hostname, as gethostname(2) reports it.
+        var host = [CChar](repeating: 0, count: 256)
+        #expect(gethostname(&host, host.count - 1) == 0)
+        let hostName = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        #expect(!hostName.isEmpty && parts[4] == hostName, "file name \(name), hostname \(hostName)")
 
         let gray = Self.png(), rgb = Self.png(width: 5, height: 3, channels: 3)
         try writer.scalar("loss/train", 93.720001, step: 1, wallTime: 1_700_000_000.25)

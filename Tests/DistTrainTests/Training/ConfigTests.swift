@@ -71,8 +71,8 @@ struct ConfigTests {
     func fileErrors() throws {
         let path = NSTemporaryDirectory() + "bad-\(UInt32.random(in: 0...UInt32.max)).json"
         try AtomicFile.write(Array("{\"model\": ".utf8), to: path)
-        #expect(throws: ConfigError.self) { try TrainConfig.load(path: path) }
-        do { _ = try TrainConfig.load(path: path) } catch { #expect("\(error)".contains(path)) }
+        let error = #expect(throws: ConfigError.self) { try TrainConfig.load(path: path) }
+        #expect(error.map { "\($0)".contains(path) } == true, "error \(String(describing: error)) should name \(path)")
         #expect(throws: ConfigError.self) { try TrainConfig.load(path: "/nonexistent/cfg.json") }
     }
 
