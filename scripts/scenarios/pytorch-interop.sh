@@ -8,7 +8,11 @@
 #     --count COUNT` against examples/load_in_pytorch.py on the same checkpoint.
 #  2. PyTorch -> disttrain: examples/export_from_pytorch.py writes a fresh seeded model; the
 #     same two evaluations of it must agree (so `train --init-from` can start from such a file).
-# Agreement: |loss_pytorch - loss_disttrain| <= 1e-4 * |loss_disttrain|.
+# Agreement, each term separately (per-image means over the COUNT images):
+#   bce and loss: |pytorch - disttrain| <= 1e-7 * |disttrain|
+#   kl:           |pytorch - disttrain| <= 1e-6 (nats per image; kl can be ~0.03, so absolute)
+# Measured on the 2-core development VM (counts 10, 256, 2000, both directions): bce and loss
+# within 1e-8 relative, kl within 8.3e-8 nats. Override with BCE_REL / KL_ABS.
 #
 # Uses Debian's python3-torch with /usr/bin/python3, installing it with apt-get when missing;
 # if that is impossible it prints "skipped: python3-torch not installable: <reason>" and exits 77
@@ -20,6 +24,8 @@ cd "$(dirname "$0")/../.."
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # disttrain runs as an MPI singleton
 py=/usr/bin/python3
 disttrain=${DISTTRAIN:-.build/release/disttrain}
+bce_rel=${BCE_REL:-1e-7}
+kl_abs=${KL_ABS:-1e-6}
 
 die() { echo "pytorch-interop: error: $*" >&2; exit 1; }
 skip() { echo "skipped: python3-torch not installable: $*"; exit 77; }
@@ -73,6 +79,23 @@ compare() {  # compare LABEL DIR: disttrain eval vs load_in_pytorch.py on DIR
     die "$label: PyTorch and disttrain disagree on $dir"
   fi
   echo "pytorch-interop: $label: PyTorch:   loss $(field "$torch_json" loss) (bce $(field "$torch_json" bce), kl $(field "$torch_json" kl))"
+  # Each term on its own: the total could hide a bce error offset by a kl error.
+  timeout 60 "$py" - "$json" "$torch_json" "$bce_rel" "$kl_abs" "$label" <<'PY' || die "$label: PyTorch and disttrain disagree on $dir"
+import json, sys
+ours, theirs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+bce_rel, kl_abs, label = float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+limits = {"loss": bce_rel * abs(ours["loss"]), "bce": bce_rel * abs(ours["bce"]), "kl": kl_abs}
+bad = []
+for key, limit in limits.items():
+    diff = abs(float(theirs[key]) - float(ours[key]))
+    rel = diff / abs(ours[key]) if ours[key] else float("inf")
+    print(f"pytorch-interop: {label}: {key}: difference {diff:.3g} ({rel:.3g} relative), limit {limit:.3g}")
+    if not diff <= limit:
+        bad.append(key)
+if bad:
+    print(f"pytorch-interop: {label}: FAILED: {', '.join(bad)} beyond the limit", file=sys.stderr)
+    sys.exit(1)
+PY
 }
 
 compare "disttrain -> PyTorch" "$checkpoint"
