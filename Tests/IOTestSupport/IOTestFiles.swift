@@ -53,18 +53,10 @@ public enum IOTestFiles {
         return bytes + payload
     }
 
-    /// Runs a command; nil if it could not be started.
+    /// Runs a command found on PATH (with TestProcess, time limit 120 s); nil if it could not be started.
     public static func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String)? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [executable] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        guard let r = try? TestProcess.run("/usr/bin/env", [executable] + arguments, timeout: 120) else { return nil }
+        return (r.status, r.output)
     }
 
     /// Whether `python3` runs at all.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import IOTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,127 +17,16 @@ import Glibc
 /// The package root.
 fileprivate let cliPackageRoot: URL = URL(fileURLWithPath: Support.root)
 
-/// The outcome of one `disttrain` process.
-fileprivate struct CLIResult: Sendable {
-    var arguments: [String]
-    var status: Int32
-    /// False when the process died of a signal (a crash or the timeout's kill).
-    var exitedNormally: Bool
-    var timedOut: Bool
-    var seconds: Double
-    var stdout: String
-    var stderr: String
-
-    var commandLine: String { (["disttrain"] + arguments).joined(separator: " ") }
-
-    /// Everything needed to diagnose a failed expectation.
-    var summary: Comment {
-        Comment(rawValue: """
-        command: \(commandLine)
-        exit: \(exitedNormally ? "status \(status)" : "signal \(status)")\(timedOut ? " (timed out, killed)" : ""), \(String(format: "%.2f", seconds)) s
-        stderr: \(stderr.isEmpty ? "(empty)" : "\n" + stderr)
-        stdout: \(stdout.isEmpty ? "(empty)" : "\n" + stdout)
-        """)
-    }
-}
+/// The outcome of one `disttrain` process (IOTestSupport's TestProcess).
+fileprivate typealias CLIResult = ProcessResult
 
 fileprivate enum CLI {
-    /// Where the `disttrain` executable may be, best candidate first.
-    static var candidates: [URL] {
-        var list: [URL] = []
-        if let explicit = ProcessInfo.processInfo.environment["DISTTRAIN_BIN"], !explicit.isEmpty {
-            list.append(URL(fileURLWithPath: explicit))
-        }
-        // The test bundle executable sits in the build directory next to `disttrain`.
-        if let exe = Bundle.main.executablePath {
-            list.append(URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("disttrain"))
-        }
-        if let first = CommandLine.arguments.first, first.contains("/") {
-            list.append(URL(fileURLWithPath: first).deletingLastPathComponent().appendingPathComponent("disttrain"))
-        }
-        list.append(cliPackageRoot.appendingPathComponent(".build/debug/disttrain"))
-        list.append(cliPackageRoot.appendingPathComponent(".build-cli/debug/disttrain"))
-        return list
-    }
-
-    static func binary() throws -> URL {
-        let found = candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
-        return try #require(found, """
-            disttrain executable not found; looked at: \(candidates.map(\.path).joined(separator: ", ")). \
-            Build it first with `swift build --build-tests` in \(cliPackageRoot.path).
-            """)
-    }
-
-    /// The environment of every run: ours, minus anything that would make disttrain think a
-    /// launcher started it, plus Open MPI's permission to run as root.
-    static var environment: [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        for key in env.keys where key.hasPrefix("OMPI_COMM_WORLD") || key.hasPrefix("PMIX_")
-            || ["PMI_RANK", "PMI_SIZE", "SLURM_PROCID", "SLURM_NTASKS"].contains(key) {
-            env.removeValue(forKey: key)
-        }
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        return env
-    }
-
-    /// Runs `disttrain arguments` (no mpirun: a world of one) in the package root, with stdout and
-    /// stderr captured in files under `scratch`. A run that outlives `timeout` is killed and
-    /// recorded as a failure.
+    /// Runs `disttrain arguments` (no mpirun: a world of one) in the package root. A run that
+    /// outlives `timeout` is killed and recorded as a failure.
     static func run(_ arguments: [String], scratch: CLIScratch, timeout: Double = 60,
                     sourceLocation: SourceLocation = #_sourceLocation) async throws -> CLIResult {
-        let exe = try binary()
-        let tag = UUID().uuidString.prefix(8)
-        let outURL = scratch.url.appendingPathComponent("stdout-\(tag).txt")
-        let errURL = scratch.url.appendingPathComponent("stderr-\(tag).txt")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let outHandle = try FileHandle(forWritingTo: outURL)
-        let errHandle = try FileHandle(forWritingTo: errURL)
-
-        let process = Process()
-        process.executableURL = exe
-        process.arguments = arguments
-        process.currentDirectoryURL = cliPackageRoot
-        process.environment = environment
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = outHandle
-        process.standardError = errHandle
-
-        let started = Date()
-        try process.run()
-        let deadline = started.addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline {
-            try? await Task.sleep(nanoseconds: 20_000_000)
-        }
-        var timedOut = false
-        if process.isRunning {
-            timedOut = true
-            process.terminate()
-            let grace = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < grace { try? await Task.sleep(nanoseconds: 20_000_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-        process.waitUntilExit()
-        let seconds = Date().timeIntervalSince(started)
-        try? outHandle.close()
-        try? errHandle.close()
-
-        let result = CLIResult(
-            arguments: arguments,
-            status: process.terminationStatus,
-            exitedNormally: process.terminationReason == .exit,
-            timedOut: timedOut,
-            seconds: seconds,
-            stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-            stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
-        try? FileManager.default.removeItem(at: outURL)
-        try? FileManager.default.removeItem(at: errURL)
-        if timedOut {
-            Issue.record("disttrain did not finish within \(Int(timeout)) s and was killed\n\(result.summary.rawValue)",
-                         sourceLocation: sourceLocation)
-        }
-        return result
+        try await TestProcess.run(TestProcess.disttrain(), arguments, timeout: timeout, directory: cliPackageRoot.path,
+                                  name: "disttrain", sourceLocation: sourceLocation)
     }
 }
 

@@ -198,8 +198,7 @@ struct CategoricalCommandTests {
 
     @Test("eval of a categorical model under mpirun -n 2 agrees with one rank")
     func evalMPI() throws {
-        let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let mpirun else { return }  // no MPI launcher: nothing to check
+        let mpirun = try TestProcess.mpirun()  // no MPI launcher is a failure, not a pass
         let ckpt = try CommandFixtures.checkpoint(CommandFixtures.gumbel)
         let args = ["eval", "--checkpoint", ckpt, "--count", "101", "--data-dir", data, "--threads", "1"]
         let single = try CommandCLI.json(CommandCLI.ok(args))

@@ -79,73 +79,21 @@ struct MissingField: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-struct CommandRun {
-    var arguments: [String]
-    var status: Int32
-    var stdout: String
-    var stderr: String
-    var summary: Comment { Comment(rawValue: "disttrain \(arguments.joined(separator: " ")): status \(status)\nstderr: \(stderr)\nstdout: \(stdout.prefix(2000))") }
-}
+/// One run of a program (IOTestSupport's TestProcess).
+typealias CommandRun = ProcessResult
 
 enum CommandCLI {
     static let packageRoot = Support.root
 
     /// The `disttrain` executable next to the test bundle (or $DISTTRAIN_BIN).
-    static func binary() throws -> String {
-        var candidates: [String] = []
-        if let explicit = ProcessInfo.processInfo.environment["DISTTRAIN_BIN"], !explicit.isEmpty { candidates.append(explicit) }
-        if let exe = Bundle.main.executablePath {
-            candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("disttrain").path)
-        }
-        if let first = CommandLine.arguments.first, first.contains("/") {
-            candidates.append(URL(fileURLWithPath: first).deletingLastPathComponent().appendingPathComponent("disttrain").path)
-        }
-        for c in ["release", "debug"] { candidates.append(packageRoot + "/.build/\(c)/disttrain") }
-        let found = candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-        return try #require(found, "disttrain executable not found (looked at \(candidates)); build with `swift build --build-tests`")
-    }
+    static func binary() throws -> String { try TestProcess.disttrain() }
 
-    /// Our environment minus anything that would make disttrain (or mpirun) think it runs inside
-    /// an MPI job: this test process is an MPI singleton, and Open MPI put its OMPI_MCA_* settings
-    /// (ess=singleton, ...) into our environment.
-    static var environment: [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        for key in env.keys where key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") || key.hasPrefix("PRTE_")
-            || ["PMI_RANK", "PMI_SIZE", "SLURM_PROCID", "SLURM_NTASKS"].contains(key) {
-            env.removeValue(forKey: key)
-        }
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        return env
-    }
-
-    /// Runs `executable arguments` in the package root, output captured in files; killed after `timeout` s.
-    static func run(_ arguments: [String], executable: String? = nil, timeout: Double = 180) throws -> CommandRun {
+    /// Runs `executable arguments` (default: disttrain) in the package root; killed after `timeout` s.
+    static func run(_ arguments: [String], executable: String? = nil, timeout: Double = 180,
+                    sourceLocation: SourceLocation = #_sourceLocation) throws -> CommandRun {
         let exe = try executable ?? binary()
-        let scratch = try CommandScratch()
-        let outPath = scratch.file("stdout"), errPath = scratch.file("stderr")
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = arguments
-        p.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
-        p.environment = environment
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        if p.isRunning { p.terminate(); Issue.record("timed out: \(arguments)") }
-        p.waitUntilExit()
-        try? out.close(); try? err.close()
-        let label = executable == nil ? arguments : [exe] + arguments
-        return CommandRun(arguments: label, status: p.terminationStatus,
-                          stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-                          stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+        return try TestProcess.run(exe, arguments, timeout: timeout, name: executable == nil ? "disttrain" : nil,
+                                   sourceLocation: sourceLocation)
     }
 
     /// Runs and requires success.
@@ -466,8 +414,7 @@ struct CommandTests {
 
     @Test("eval under mpirun -n 2: the same numbers, printed once")
     func evalMPI() throws {
-        let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let mpirun else { return }  // no MPI launcher: nothing to check
+        let mpirun = try TestProcess.mpirun()  // no MPI launcher is a failure, not a pass
         let ckpt = try CommandFixtures.checkpoint(CommandFixtures.cvae)
         let args = ["eval", "--checkpoint", ckpt, "--count", "101", "--samples", "10", "--data-dir", data, "--threads", "1"]
         let single = try CommandCLI.json(CommandCLI.ok(args))
