@@ -9,17 +9,15 @@
 # scripts/tools/tb_read.py for the format and the checks). A run directory's loss/test values are
 # also compared with its metrics.jsonl.
 #
-# The venv is $DISTTRAIN_TB_VENV (default /tmp/disttrain-tb-venv), made with $PYTHON (default
-# python3) when missing. If pip cannot reach the package index, the script prints
+# The venv is scripts/tools/python-venv.sh's ($DISTTRAIN_TB_VENV, default /tmp/disttrain-tb-venv,
+# made with $PYTHON, default python3). If pip cannot reach the package index, the script prints
 # "skipped: ..." and exits 77 (scripts/test.sh reports a skip, which is not a pass); every
 # other failure exits 1. Every process it starts runs under a time limit.
 # --self-test builds with $SWIFT_BUILD_FLAGS (default: -c release -Xswiftc -enable-testing) in
 # $SCRATCH_PATH (default .build), like scripts/test.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-TENSORBOARD_VERSION=2.20.0
 venv=${DISTTRAIN_TB_VENV:-/tmp/disttrain-tb-venv}
-python=${PYTHON:-python3}
 
 die() { echo "tb-check: error: $*" >&2; exit 1; }
 
@@ -28,39 +26,12 @@ usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [[ $1 == -h || $1 == --help ]] && usage
 
 # --- TensorBoard in a venv ------------------------------------------------------------------
-if [[ ! -x $venv/bin/python ]]; then
-  echo "tb-check: creating venv $venv with $($python --version 2>&1)"
-  if ! out=$(timeout 120 "$python" -m venv "$venv" 2>&1); then
-    rm -rf "$venv"
-    die "cannot create a venv with $python: $(tail -n 3 <<<"$out" | tr '\n' ' ')
-(on Debian: apt-get install python3-venv, or set PYTHON to another python3)"
-  fi
-fi
-have=$("$venv/bin/python" -c 'import tensorboard; print(tensorboard.__version__)' 2>/dev/null)
-if [[ $have != "$TENSORBOARD_VERSION" ]]; then
-  echo "tb-check: installing tensorboard==$TENSORBOARD_VERSION into $venv"
-  start=$SECONDS
-  piplog=$(mktemp)
-  # Verbose into a file: pip reports an unreachable index only at its debug level.
-  if ! timeout 600 "$venv/bin/python" -m pip install --disable-pip-version-check -vvv \
-         "tensorboard==$TENSORBOARD_VERSION" >"$piplog" 2>&1; then
-    # Only an unreachable package index is a skip; anything else is a real failure.
-    network='NewConnectionError|Failed to establish a new connection|Temporary failure in name resolution'
-    network+='|Name or service not known|Network is unreachable|No route to host|Connection refused'
-    network+='|Max retries exceeded|ConnectTimeout|ReadTimeout|Read timed out|ProxyError'
-    network+='|Could not fetch URL [^ ]*: connection error'
-    if reason=$(grep -Eo "$network" "$piplog" | head -n 1) && [[ -n $reason ]]; then
-      rm -f "$piplog"
-      echo "skipped: pip install tensorboard==$TENSORBOARD_VERSION failed: package index unreachable ($reason)"
-      exit 77
-    fi
-    grep -E '^(ERROR|WARNING)|Error' "$piplog" | tail -n 15 >&2
-    rm -f "$piplog"
-    die "pip install tensorboard==$TENSORBOARD_VERSION failed (not a network problem; pip's errors above)"
-  fi
-  rm -f "$piplog"
-  echo "tb-check: installed in $((SECONDS - start))s"
-fi
+timeout 900 bash scripts/tools/python-venv.sh >"${TMPDIR:-/tmp}/tb-check-venv.$$" 2>&1
+status=$?
+out=$(cat "${TMPDIR:-/tmp}/tb-check-venv.$$"); rm -f "${TMPDIR:-/tmp}/tb-check-venv.$$"
+(( status == 77 )) && { grep '^skipped:' <<<"$out"; exit 77; }
+(( status == 0 )) || { echo "$out" >&2; die "scripts/tools/python-venv.sh failed (exit $status)"; }
+grep -v "^$venv/bin/python\$" <<<"$out" | sed 's/^python-venv/tb-check/'
 
 # --- What to check --------------------------------------------------------------------------
 if [[ $1 == --self-test ]]; then
@@ -69,8 +40,11 @@ if [[ $1 == --self-test ]]; then
   trap 'rm -rf "$fixture"' EXIT
   read -r -a flags <<<"${SWIFT_BUILD_FLAGS:--c release -Xswiftc -enable-testing}"
   echo "tb-check: writing the fixture with swift test --filter TensorBoardTests"
-  DISTTRAIN_TB_CHECK_DIR=$fixture timeout 600 swift test "${flags[@]}" --scratch-path "${SCRATCH_PATH:-.build}" \
-      --filter TensorBoardTests >"$fixture.log" 2>&1 \
+  # swift build --build-tests with scripts/test.sh's flags is a no-op after its build; plain
+  # `swift test` would rebuild everything with other flags.
+  { timeout 1200 swift build "${flags[@]}" --scratch-path "${SCRATCH_PATH:-.build}" --build-tests &&
+    DISTTRAIN_TB_CHECK_DIR=$fixture timeout 600 swift test "${flags[@]}" --scratch-path "${SCRATCH_PATH:-.build}" \
+      --skip-build --filter TensorBoardTests; } >"$fixture.log" 2>&1 \
     || { tail -n 30 "$fixture.log" >&2; rm -f "$fixture.log"; die "swift test --filter TensorBoardTests failed"; }
   rm -f "$fixture.log"
   [[ -f $fixture/expected.json ]] || die "the Swift tests wrote no fixture into $fixture"
