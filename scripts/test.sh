@@ -48,7 +48,10 @@ if ! timeout -k 10 1800 swift build "${build[@]}" --build-tests; then
 fi
 tests=.build/release/disttrainPackageTests.xctest
 
-step "swift test (all suites, one process)" 900 swift test "${build[@]}" --skip-build
+# Python packages Debian does not ship (TensorBoard, safetensors), in a venv from PyPI.
+venv_python=${DISTTRAIN_TB_VENV:-/tmp/disttrain-tb-venv}/bin/python
+step "Python venv from PyPI (TensorBoard, safetensors)" 900 bash scripts/tools/python-venv.sh
+step "swift test (all suites, one process)" 900 env DISTTRAIN_PYTHON="$venv_python" bash scripts/tools/swift-tests.sh
 step "MPI suite on 2 ranks" 300 mpirun -n 2 "$tests" --testing-library swift-testing --filter MPITests
 step "MPI suite on 4 ranks" 300 mpirun -n 4 "$tests" --testing-library swift-testing --filter MPITests
 # e2e keeps its 2- and 4-rank runs in $work for the TensorBoard and PyTorch checks after it.
