@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import DistTrain
+import DistTrainIO
+import IOTestSupport
 
 // Fingerprint: FNV-1a 64 (checked against the published test vectors of the FNV reference,
 // http://www.isthe.com/chongo/tech/comp/fnv/), and what the experiment fingerprint covers.

@@ -8,7 +8,7 @@ extension MPITests {
     @Test("a NaN in one rank's gradient stops every rank at the same step, before the update")
     func nanGuardStopsEveryRankAtTheSameStep() throws {
         let dir = Support.sharedTempDir("nan-guard")
-        defer { if comm.isRoot { try? FileManager.default.removeItem(atPath: dir) } }
+        defer { if comm.isWriter { try? FileManager.default.removeItem(atPath: dir) } }
         var config = Support.smallConfig(out: dir)
         config.training.maxSteps = 12
         config.output.checkpointEverySteps = 4
@@ -41,6 +41,6 @@ extension MPITests {
         #expect(trainer.adam.step == poisonedStep)
         #expect(Numerics.allFinite(trainer.params.base, count: trainer.params.count))
         // The last checkpoint is the one before the NaN (step 4), not a later one.
-        if comm.isRoot { #expect(RunDirectory(dir).pointer("latest") == RunDirectory.checkpointName(step: 4)) }
+        if comm.isWriter { #expect(RunDirectory(dir).pointer("latest") == RunDirectory.checkpointName(step: 4)) }
     }
 }

@@ -1,5 +1,6 @@
 import Testing
 @testable import DistTrain
+@testable import DistTrainIO
 
 // TrainerState's trainer.json: the JSON round trip (what a resume reads back is what was
 // written) and the validation of what it reads.
