@@ -1,5 +1,4 @@
 import Testing
-@testable import DistTrain
 @testable import DistTrainIO
 
 // disttrain's own JSON parser and printer (RFC 8259): values, escapes, numbers, key order,
