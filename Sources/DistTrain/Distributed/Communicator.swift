@@ -30,6 +30,20 @@ public protocol Communicator: AnyObject {
     func progress()
     /// Waits for every started reduction.
     func waitAll()
+    /// Sums `buffer` (the sum of `counts` elements) across ranks, leaving on rank r the sums
+    /// of its slice, elements [counts[0..<r].sum, + counts[r]); the rest of the buffer is
+    /// undefined afterwards. Counts may be uneven (and zero).
+    func reduceScatterSum(_ buffer: UnsafeMutablePointer<Float>, counts: [Int])
+    /// The same for bfloat16 values (each addition in float32, rounded back to bfloat16).
+    func reduceScatterSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, counts: [Int])
+    /// Rank r contributes its slice of `buffer` (as in `reduceScatterSum`); afterwards every
+    /// rank holds every slice.
+    func allgather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int])
+    /// Whether the `index`-th reduction started since the last `waitAll` has completed (lets
+    /// it progress). For traces: per-bucket completion times.
+    func testStarted(_ index: Int) -> Bool
+    /// Waits for the `index`-th reduction started since the last `waitAll`.
+    func waitStarted(_ index: Int)
     /// The maximum and minimum of a value across ranks.
     func allreduceMax(_ value: Int64) -> Int64
     func allreduceMin(_ value: Int64) -> Int64
@@ -44,6 +58,26 @@ public protocol Communicator: AnyObject {
 }
 
 extension Communicator {
+    // Defaults, correct for any communicator (a whole-buffer sum leaves every slice summed);
+    // MPICommunicator and LocalCommunicator move only the slices.
+    public func reduceScatterSum(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        allreduceSum(buffer, count: counts.reduce(0, +))
+    }
+    public func reduceScatterSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, counts: [Int]) {
+        startAllreduceSumBF16(buffer, count: counts.reduce(0, +))
+        waitAll()
+    }
+    public func allgather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        var offset = 0
+        for (r, n) in counts.enumerated() {
+            broadcast(buffer + offset, count: n, root: r)
+            offset += n
+        }
+    }
+    /// Unknown: completion is observed at `waitAll`.
+    public func testStarted(_ index: Int) -> Bool { false }
+    public func waitStarted(_ index: Int) {}
+
     /// True on the writer: rank 0, the only rank that writes files (the run directory,
     /// checkpoints, images) and prints results. Collective calls keep MPI's own "root" for
     /// the rank a broadcast starts from.

@@ -108,6 +108,65 @@ public final class LocalCommunicator: Communicator {
         }
     }
 
+    // MARK: Sliced collectives (ZeRO-1) and per-request completion
+
+    /// This rank's slice of a buffer cut by `counts`: (offset, count).
+    private func slice(_ counts: [Int]) -> (Int, Int) {
+        precondition(counts.count == size, "sliced collectives need one count per rank")
+        var offset = 0
+        for r in 0..<rank { offset += counts[r] }
+        return (offset, counts[rank])
+    }
+
+    public func reduceScatterSum(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        let (offset, n) = slice(counts)
+        reduceSlice(buffer, offset: offset, count: n) { $0 + $1 }
+    }
+
+    public func reduceScatterSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, counts: [Int]) {
+        let (offset, n) = slice(counts)
+        reduceSlice(buffer, offset: offset, count: n) { BFloat16.round(BFloat16.widen($0) + BFloat16.widen($1)) }
+    }
+
+    public func allgather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        _ = slice(counts)
+        if size == 1 { return }
+        group.publish(rank, UnsafeMutableRawPointer(buffer))
+        group.barrier()
+        var offset = 0
+        for r in 0..<size {
+            if r != rank && counts[r] > 0 {
+                (buffer + offset).update(from: group.slots[r]!.assumingMemoryBound(to: Float.self) + offset, count: counts[r])
+            }
+            offset += counts[r]
+        }
+        group.barrier()
+    }
+
+    /// Non-blocking sums complete when started.
+    public func testStarted(_ index: Int) -> Bool { true }
+    public func waitStarted(_ index: Int) {}
+
+    /// Sums elements [offset, offset + count) of every rank's buffer, in rank order, into this
+    /// rank's buffer; every rank takes part in the rendezvous even with nothing to sum.
+    private func reduceSlice<T>(_ buffer: UnsafeMutablePointer<T>, offset: Int, count: Int, _ combine: (T, T) -> T) {
+        if size == 1 { return }
+        group.publish(rank, UnsafeMutableRawPointer(buffer))
+        group.barrier()
+        if count > 0 {
+            let scratch = group.scratch(rank, bytes: count * MemoryLayout<T>.stride).assumingMemoryBound(to: T.self)
+            scratch.update(from: group.slots[0]!.assumingMemoryBound(to: T.self) + offset, count: count)
+            for r in 1..<size {
+                let other = group.slots[r]!.assumingMemoryBound(to: T.self) + offset
+                for i in 0..<count { scratch[i] = combine(scratch[i], other[i]) }
+            }
+        }
+        group.barrier()
+        if count > 0 {
+            (buffer + offset).update(from: group.scratch(rank, bytes: count * MemoryLayout<T>.stride).assumingMemoryBound(to: T.self), count: count)
+        }
+    }
+
     public func barrier() { group.barrier() }
 
     /// There is no job to kill from inside a test process: stop it loudly.

@@ -134,6 +134,107 @@ public final class MPICommunicator: Communicator {
         return (0..<size).map { Array(recv[($0 * n)..<($0 * n + Int(lengths[$0]))]) }
     }
 
+    // MARK: Sliced collectives (ZeRO-1) and per-request completion (traces)
+
+    /// Largest count passed to one MPI call (MPI counts are Int32); tests lower it to
+    /// exercise the chunked paths.
+    nonisolated(unsafe) public static var chunkLimit = 1 << 30
+    private var counts32: [Int32] = []
+    private var displs32: [Int32] = []
+    private var countsKey: [Int] = []
+
+    /// Int32 counts and displacements for MPI, recomputed only when `counts` change (so the
+    /// step loop allocates nothing).
+    private func prepare(_ counts: [Int]) {
+        if counts == countsKey { return }
+        countsKey = counts
+        counts32 = counts.map { Int32(truncatingIfNeeded: $0) }
+        var d: [Int32] = [], o = 0
+        for c in counts { d.append(Int32(truncatingIfNeeded: o)); o += c }
+        displs32 = d
+    }
+
+    public func reduceScatterSum(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        reduceScatter(buffer, counts: counts, type: shim_float(), op: shim_op_sum())
+    }
+
+    public func reduceScatterSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, counts: [Int]) {
+        reduceScatter(buffer, counts: counts, type: shim_uint16(), op: MPICommunicator.bf16Sum!)
+    }
+
+    private func reduceScatter<T>(_ buffer: UnsafeMutablePointer<T>, counts: [Int], type: MPI_Datatype, op: MPI_Op) {
+        precondition(counts.count == size, "reduceScatter needs one count per rank")
+        if size == 1 { return }
+        let total = counts.reduce(0, +)
+        if total <= MPICommunicator.chunkLimit {
+            prepare(counts)
+            // In place, MPI leaves this rank's slice at the start of the buffer: move it home.
+            counts32.withUnsafeBufferPointer { c in
+                _ = MPI_Reduce_scatter(shim_in_place(), buffer, c.baseAddress!, type, op, comm)
+            }
+            let offset = counts[..<rank].reduce(0, +)
+            if offset > 0 && counts[rank] > 0 { (buffer + offset).update(from: buffer, count: counts[rank]) }
+            return
+        }
+        // Counts beyond Int32: one reduction per slice, to its owner, in chunks.
+        var offset = 0
+        for r in 0..<size {
+            var done = 0
+            while done < counts[r] {
+                let n = min(counts[r] - done, MPICommunicator.chunkLimit)
+                let p = buffer + offset + done
+                if r == rank {
+                    MPI_Reduce(shim_in_place(), p, Int32(n), type, op, Int32(r), comm)
+                } else {
+                    MPI_Reduce(p, nil, Int32(n), type, op, Int32(r), comm)
+                }
+                done += n
+            }
+            offset += counts[r]
+        }
+    }
+
+    public func allgather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        precondition(counts.count == size, "allgather needs one count per rank")
+        if size == 1 { return }
+        let total = counts.reduce(0, +)
+        if total <= MPICommunicator.chunkLimit {
+            prepare(counts)
+            counts32.withUnsafeBufferPointer { c in
+                displs32.withUnsafeBufferPointer { d in
+                    _ = MPI_Allgatherv(shim_in_place(), 0, shim_float(), buffer, c.baseAddress!, d.baseAddress!, shim_float(), comm)
+                }
+            }
+            return
+        }
+        var offset = 0
+        for r in 0..<size {
+            var done = 0
+            while done < counts[r] {
+                let n = min(counts[r] - done, MPICommunicator.chunkLimit)
+                MPI_Bcast(buffer + offset + done, Int32(n), shim_float(), Int32(r), comm)
+                done += n
+            }
+            offset += counts[r]
+        }
+    }
+
+    public func testStarted(_ index: Int) -> Bool {
+        guard index < pending else { return true }
+        var done: Int32 = 0
+        requests.withUnsafeMutableBufferPointer { r in
+            _ = MPI_Test(r.baseAddress! + index, &done, shim_status_ignore())
+        }
+        return done != 0
+    }
+
+    public func waitStarted(_ index: Int) {
+        guard index < pending else { return }
+        requests.withUnsafeMutableBufferPointer { r in
+            _ = MPI_Wait(r.baseAddress! + index, shim_status_ignore())
+        }
+    }
+
     public func barrier() {
         if size > 1 { MPI_Barrier(comm) }
     }
