@@ -33,12 +33,21 @@ def compute_split(base):
             "from_run": f"strong 1 x 1, global batch {b}"}
 
 
-def step_seconds(c, local_batch, comm_s, overlap):
-    """One step: no overlap adds the allreduce after backward; full overlap hides it behind backward."""
+def sharded_seconds(params, width, p, alpha, beta):
+    """ZeRO-1: a ring reduce-scatter of the gradient at the wire width, (p-1) alpha + (p-1)/p n_wire beta,
+    then a ring allgather of the fp32 parameters, (p-1) alpha + (p-1)/p n_fp32 beta (0 for one rank)."""
+    if p == 1:
+        return 0.0
+    return 2 * (p - 1) * alpha + (p - 1) / p * (params * width + params * 4) * beta
+
+
+def step_seconds(c, local_batch, comm_s, overlap, adam_share=1.0):
+    """One step: no overlap adds the allreduce after backward; full overlap hides it behind backward.
+    adam_share: the fraction of the parameters this rank updates (1/p with a sharded optimizer)."""
     fwd = local_batch * c["before_backward_s_per_sample"]
     bwd = local_batch * c["backward_s_per_sample"]
     exchange = max(bwd, comm_s) if overlap else bwd + comm_s
-    return fwd + exchange + c["optimizer_s_per_step"]
+    return fwd + exchange + c["optimizer_s_per_step"] * adam_share
 
 
 def predict(c, params, alpha, beta, strong_global, weak_local, ranks):
@@ -46,14 +55,16 @@ def predict(c, params, alpha, beta, strong_global, weak_local, ranks):
     rows = []
     t1_strong = step_seconds(c, strong_global, 0, False)
     t1_weak = step_seconds(c, weak_local, 0, False)
-    for wire, width in (("fp32", 4), ("bf16", 2)):
+    for optimizer, wire, width in (("replicated", "fp32", 4), ("replicated", "bf16", 2), ("zero1", "fp32", 4), ("zero1", "bf16", 2)):
         for p in ranks:
-            comm_s = ring_seconds(params * width, p, alpha, beta)
-            row = {"ranks": p, "wire": wire, "gradient_bytes": params * width, "allreduce_ms": comm_s * 1000}
+            sharded = optimizer == "zero1"
+            comm_s = sharded_seconds(params, width, p, alpha, beta) if sharded else ring_seconds(params * width, p, alpha, beta)
+            row = {"ranks": p, "wire": wire, "optimizer": optimizer, "gradient_bytes": params * width, "allreduce_ms": comm_s * 1000}
             for mode, local, t1 in (("strong", strong_global / p, t1_strong), ("weak", weak_local, t1_weak)):
                 entry = {"local_batch": local, "runnable": local >= CLASSES and local == int(local)}
                 for name, overlap in (("no_overlap", False), ("full_overlap", True)):
-                    t = step_seconds(c, local, comm_s, overlap)
+                    # disttrain's sharded mode reduce-scatters after backward: no overlap.
+                    t = step_seconds(c, local, comm_s, overlap and not sharded, 1 / p if sharded else 1.0)
                     entry[f"step_ms_{name}"] = t * 1000
                     entry[f"samples_per_s_{name}"] = p * local / t
                     # samples/s at p over p x samples/s at 1 rank (the same global batch, or the same local one)
@@ -75,7 +86,9 @@ def assumptions(args, c, params, fit):
         f"compute per sample constant in the local batch: data + forward {c['before_backward_s_per_sample'] * 1e6:.1f} us and "
         f"backward {c['backward_s_per_sample'] * 1e6:.1f} us per sample, from the step_ms of the {c['from_run']} run; optimistic "
         "at small local batches, where sgemm runs further from its peak",
-        f"Adam cost constant per rank: {c['optimizer_s_per_step'] * 1000:.2f} ms per step on every rank (each rank updates all parameters)",
+        f"Adam cost per rank: {c['optimizer_s_per_step'] * 1000:.2f} ms per step when every rank updates all parameters (replicated); "
+        "1/p of it with the sharded optimizer (zero1: runtime.shard_optimizer), whose exchange is a reduce-scatter of the gradient "
+        "plus an allgather of the fp32 parameters, (p-1) alpha + (p-1)/p n beta each, started after backward (no overlap)",
         "two bounds: no overlap (the allreduce runs after backward) and full overlap (it hides behind backward: step = "
         "data + forward + max(backward, allreduce) + Adam)",
         f"strong scaling keeps the global batch at {args.strong_global_batch} (local batch {args.strong_global_batch}/p); "
@@ -109,13 +122,13 @@ def allreduce_table(ar, fit):
 
 
 def prediction_table(rows):
-    head = ("| ranks | wire | allreduce ms | strong: local batch | strong efficiency, no overlap / full overlap | strong samples/s | "
-            "weak efficiency, no overlap / full overlap | weak samples/s |\n|---|---|---|---|---|---|---|---|\n")
+    head = ("| ranks | optimizer | wire | exchange ms | strong: local batch | strong efficiency, no overlap / full overlap | strong samples/s | "
+            "weak efficiency, no overlap / full overlap | weak samples/s |\n|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in rows:
         s, w = r["strong"], r["weak"]
         note = "" if s["runnable"] else f" (below {CLASSES}: model only)"
-        lines.append(f"| {r['ranks']} | {r['wire']} | {r['allreduce_ms']:.2f} | {s['local_batch']:g}{note} | "
+        lines.append(f"| {r['ranks']} | {r.get('optimizer', 'replicated')} | {r['wire']} | {r['allreduce_ms']:.2f} | {s['local_batch']:g}{note} | "
                      f"{s['efficiency_no_overlap']:.3f} / {s['efficiency_full_overlap']:.3f} | "
                      f"{s['samples_per_s_no_overlap']:.0f} / {s['samples_per_s_full_overlap']:.0f} | "
                      f"{w['efficiency_no_overlap']:.3f} / {w['efficiency_full_overlap']:.3f} | "

@@ -28,6 +28,36 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Override optimizer.lr: Adam's learning rate.")
     var lr: Double?
 
+    @Option(name: .long, help: ArgumentHelp("Override optimizer.schedule: constant, cosine, linear, step (with --warmup-*: linear warmup first) or plateau (reduce-on-plateau of the test loss).", valueName: "kind"))
+    var schedule: String?
+
+    @Option(name: .customLong("warmup-steps"), help: "Override optimizer.warmup_steps: linear warmup from lr/N to the peak lr over N steps.")
+    var warmupSteps: Int?
+
+    @Option(name: .customLong("warmup-epochs"), help: "Override optimizer.warmup_epochs: the warmup in epochs (fractions allowed).")
+    var warmupEpochs: Double?
+
+    @Option(name: .customLong("min-lr"), help: "Override optimizer.min_lr: the floor of cosine / linear decay and of reduce-on-plateau.")
+    var minLR: Double?
+
+    @Option(name: .customLong("scale-lr"), help: ArgumentHelp("Override optimizer.scale_lr: none, linear or sqrt; the lr is scaled by (global batch / optimizer.reference_batch) or its square root.", valueName: "rule"))
+    var scaleLR: String?
+
+    @Option(name: .customLong("clip-grad-norm"), help: "Override optimizer.clip_grad_norm: clip the averaged gradient to this global L2 norm (0: off).")
+    var clipGradNorm: Double?
+
+    @Option(name: .customLong("weight-decay"), help: "Override optimizer.weight_decay: AdamW-style decoupled weight decay (0: off).")
+    var weightDecay: Double?
+
+    @Flag(name: .customLong("shard-optimizer"), help: "Set runtime.shard_optimizer (ZeRO stage 1): each rank keeps and updates 1/N of the Adam state; gradients are reduce-scattered and parameters allgathered.")
+    var shardOptimizer = false
+
+    @Option(name: .long, help: ArgumentHelp("Write a Chrome trace-event JSON (chrome://tracing, ui.perfetto.dev) of the traced steps: one track per rank with batch filling, forward, backward, each gradient bucket's allreduce, the wait, optimizer, evaluation and checkpoint writes. Rank 0 writes it at the end.", valueName: "file"))
+    var trace: String?
+
+    @Option(name: .customLong("trace-steps"), help: ArgumentHelp("Global steps to trace (1-based, inclusive), e.g. 100-120 (default: every step).", valueName: "A-B"))
+    var traceSteps: String?
+
     @Option(name: .long, help: "Override training.seed: initialization, sampling order and noise all derive from it.")
     var seed: Int?
 
@@ -68,6 +98,20 @@ struct TrainCommand: ParsableCommand {
     var poisonGradient: String?
 
     func validate() throws {
+        if let s = schedule, LRScheduleKind(rawValue: s) == nil {
+            throw ValidationError("--schedule must be one of \(LRScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")), got \(s)")
+        }
+        if let s = scaleLR, LRScaling(rawValue: s) == nil { throw ValidationError("--scale-lr must be none, linear or sqrt, got \(s)") }
+        if let w = warmupSteps, w < 0 { throw ValidationError("--warmup-steps must be non-negative, got \(w)") }
+        if let w = warmupEpochs, !(w >= 0) || !w.isFinite { throw ValidationError("--warmup-epochs must be a non-negative number, got \(w)") }
+        if let m = minLR, !(m >= 0) || !m.isFinite { throw ValidationError("--min-lr must be a non-negative number, got \(m)") }
+        if let c = clipGradNorm, !(c >= 0) || !c.isFinite { throw ValidationError("--clip-grad-norm must be a non-negative number, got \(c)") }
+        if let w = weightDecay, !(w >= 0) || !w.isFinite { throw ValidationError("--weight-decay must be a non-negative number, got \(w)") }
+        if let t = trace, t.isEmpty { throw ValidationError("--trace must not be empty") }
+        if let r = traceSteps {
+            guard trace != nil else { throw ValidationError("--trace-steps needs --trace FILE") }
+            guard parseStepRange(r) != nil else { throw ValidationError("--trace-steps takes A-B with 1 <= A <= B (or one step A), got \(r)") }
+        }
         if resume && resumeFrom != nil { throw ValidationError("--resume and --resume-from are exclusive") }
         if initFrom != nil && (resume || resumeFrom != nil) { throw ValidationError("--init-from starts a new run; it cannot be combined with --resume") }
         if poisonGradient != nil && parsePoison() == nil { throw ValidationError("--poison-gradient takes RANK:STEP, e.g. 1:30") }
@@ -92,6 +136,20 @@ struct TrainCommand: ParsableCommand {
         if let v = maxSteps { list.append(ConfigOverride("--max-steps", \.training.maxSteps, v)) }
         if let v = threads { list.append(ConfigOverride("--threads", \.runtime.blasThreads, v)) }
         if let v = checksumEvery { list.append(ConfigOverride("--checksum-every", \.runtime.checksumEvery, v)) }
+        if let v = schedule.flatMap(LRScheduleKind.init(rawValue:)) { list.append(ConfigOverride("--schedule", \.optimizer.schedule, v)) }
+        if let v = warmupSteps {
+            list.append(ConfigOverride("--warmup-steps", \.optimizer.warmupSteps, v))
+            if v > 0 { list.append(ConfigOverride("--warmup-steps", \.optimizer.warmupEpochs, 0)) }
+        }
+        if let v = warmupEpochs {
+            list.append(ConfigOverride("--warmup-epochs", \.optimizer.warmupEpochs, v))
+            if v > 0 { list.append(ConfigOverride("--warmup-epochs", \.optimizer.warmupSteps, 0)) }
+        }
+        if let v = minLR { list.append(ConfigOverride("--min-lr", \.optimizer.minLR, v)) }
+        if let v = scaleLR.flatMap(LRScaling.init(rawValue:)) { list.append(ConfigOverride("--scale-lr", \.optimizer.scaleLR, v)) }
+        if let v = clipGradNorm { list.append(ConfigOverride("--clip-grad-norm", \.optimizer.clipGradNorm, v)) }
+        if let v = weightDecay { list.append(ConfigOverride("--weight-decay", \.optimizer.weightDecay, v)) }
+        if shardOptimizer { list.append(ConfigOverride("--shard-optimizer", \.runtime.shardOptimizer, true)) }
         return list
     }
 
@@ -112,6 +170,8 @@ struct TrainCommand: ParsableCommand {
         options.initFrom = initFrom
         options.tensorboard = !noTensorboard
         options.liveProgress = !noProgress
+        options.tracePath = trace
+        options.traceSteps = traceSteps.flatMap(parseStepRange)
         let trainer = try Trainer(config: config, comm: comm, options: options, logger: log)
         try trainer.fit()
         if comm.isWriter && !quiet, let last = trainer.reports.last {

@@ -30,7 +30,8 @@ import struct
 import sys
 
 TRAINER_SCALARS = ["loss/train", "loss/test", "loss/train_bce", "loss/train_kl",
-                   "throughput/samples_per_s", "optimizer/lr"]
+                   "throughput/samples_per_s", "optimizer/lr", "optimizer/grad_norm_mean",
+                   "optimizer/grad_norm_max"]
 TRAINER_IMAGES = ["grid/generation"]
 
 

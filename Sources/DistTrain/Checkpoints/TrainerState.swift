@@ -24,6 +24,8 @@ public struct TrainerState: Equatable, Sendable {
     public var bestCheckpoint = ""
     public var configHash = ""
     public var dataHash = ""
+    /// Reduce-on-plateau's state (`optimizer.schedule` "plateau"; untouched otherwise).
+    public var plateau = PlateauState()
 
     public init() {}
 
@@ -70,6 +72,7 @@ public struct TrainerState: Equatable, Sendable {
             ])),
             ("config_hash", .string(configHash)),
             ("data_hash", .string(dataHash)),
+            ("lr_plateau", plateau.json),
         ])
     }
 
@@ -99,5 +102,6 @@ public struct TrainerState: Equatable, Sendable {
         if case let .string(s)? = json["best"]?["checkpoint"] { bestCheckpoint = s }
         if case let .string(s)? = json["config_hash"] { configHash = s }
         if case let .string(s)? = json["data_hash"] { dataHash = s }
+        plateau = PlateauState(json: json["lr_plateau"])
     }
 }

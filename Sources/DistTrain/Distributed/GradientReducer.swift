@@ -15,6 +15,15 @@ public final class GradientReducer {
     public let extraCount: Int
     /// Bucket ranges in the order they are started (highest offsets first).
     public let buckets: [Range<Int>]
+    /// ZeRO-1: every rank's slice of the parameters. Then `complete()` reduce-scatters the
+    /// gradients (one blocking call after backward: no overlap) and only this rank's slice,
+    /// `shard`, holds the sums.
+    public let shardCounts: [Int]?
+    public let shard: Range<Int>
+    /// Step trace: bucket reductions from start to observed completion (nil: off).
+    public var trace: TraceRecorder?
+    let bucketStart: UnsafeMutablePointer<Double>
+    let bucketDone: UnsafeMutablePointer<Bool>
     let buffer: UnsafeMutablePointer<Float>
     let wire: UnsafeMutablePointer<UInt16>
     var nextBucket = 0
@@ -32,7 +41,8 @@ public final class GradientReducer {
     }
 
     public init(comm: Communicator, buffer: UnsafeMutablePointer<Float>, parameterCount: Int, extraCount: Int,
-                layerStarts: [Int], mode: AllreduceMode, precision: WirePrecision, bucketFloats: Int) {
+                layerStarts: [Int], mode: AllreduceMode, precision: WirePrecision, bucketFloats: Int,
+                shardCounts: [Int]? = nil) {
         self.comm = comm
         self.buffer = buffer
         self.mode = mode
@@ -52,9 +62,28 @@ public final class GradientReducer {
         }
         buckets = cuts
         wire = .allocate(capacity: max(precision == .bf16 ? parameterCount : 0, 1))
+        self.shardCounts = shardCounts
+        if let counts = shardCounts {
+            precondition(counts.count == comm.size && counts.reduce(0, +) == parameterCount, "shard counts must cover the parameters, one per rank")
+            let offset = counts[..<comm.rank].reduce(0, +)
+            shard = offset..<(offset + counts[comm.rank])
+        } else {
+            shard = 0..<parameterCount
+        }
+        bucketStart = .allocate(capacity: max(cuts.count, 1))
+        bucketStart.initialize(repeating: 0, count: max(cuts.count, 1))
+        bucketDone = .allocate(capacity: max(cuts.count, 1))
+        bucketDone.initialize(repeating: false, count: max(cuts.count, 1))
     }
 
-    deinit { wire.deallocate() }
+    deinit {
+        wire.deallocate()
+        bucketStart.deallocate()
+        bucketDone.deallocate()
+    }
+
+    /// Whether this step's buckets are being traced.
+    var tracing: Bool { trace?.active ?? false }
 
     /// Call before backward.
     @inline(__always)
@@ -64,26 +93,49 @@ public final class GradientReducer {
     /// that are complete, and give the ones in flight a chance to progress.
     @inline(__always)
     public func finished(upTo offset: Int) {
-        guard mode == .overlap, comm.size > 1 else { return }
+        guard mode == .overlap, comm.size > 1, shardCounts == nil else { return }
         while nextBucket < buckets.count && buckets[nextBucket].lowerBound >= offset {
-            start(buckets[nextBucket])
+            start(nextBucket)
             nextBucket += 1
         }
         inCommunicator { comm.progress() }
+        if tracing { observeCompletions() }
+    }
+
+    /// Trace: records the buckets found complete since the last look.
+    func observeCompletions() {
+        for i in 0..<nextBucket where !bucketDone[i] && comm.testStarted(i) {
+            bucketDone[i] = true
+            trace?.record(.bucket, start: bucketStart[i], end: Clock.now(), bucket: i)
+        }
     }
 
     /// Starts whatever is left, sums the extra slots, and waits for everything.
     @inline(__always)
     public func complete() {
         guard comm.size > 1 else { return }
+        if let counts = shardCounts {
+            completeSharded(counts)
+            return
+        }
         if mode == .single && precision == .fp32 {
             // The plain path: one blocking allreduce of gradients and loss sums together.
+            let began = tracing ? Clock.now() : 0
             inCommunicator { comm.allreduceSum(buffer, count: parameterCount + extraCount) }
+            if tracing { trace?.record(.bucket, start: began, end: Clock.now(), bucket: 0) }
             return
         }
         while nextBucket < buckets.count {
-            start(buckets[nextBucket])
+            start(nextBucket)
             nextBucket += 1
+        }
+        if tracing {
+            // Wait bucket by bucket (same sums as waiting for all) to time each completion.
+            for i in 0..<buckets.count where !bucketDone[i] {
+                inCommunicator { comm.waitStarted(i) }
+                bucketDone[i] = true
+                trace?.record(.bucket, start: bucketStart[i], end: Clock.now(), bucket: i)
+            }
         }
         // The loss sums always travel in float32: bfloat16 would round them to 3 digits.
         inCommunicator {
@@ -96,8 +148,30 @@ public final class GradientReducer {
         }
     }
 
+    /// ZeRO-1: reduce-scatter of the gradients (this rank's slice gets the sums), the loss
+    /// sums allreduced beside them.
+    func completeSharded(_ counts: [Int]) {
+        let began = tracing ? Clock.now() : 0
+        switch precision {
+        case .fp32:
+            inCommunicator { comm.reduceScatterSum(buffer, counts: counts) }
+        case .bf16:
+            let w = wire, b = buffer
+            for i in 0..<parameterCount { w[i] = BFloat16.round(b[i]) }
+            inCommunicator { comm.reduceScatterSumBF16(wire, counts: counts) }
+            for i in shard { b[i] = BFloat16.widen(w[i]) }
+        }
+        inCommunicator { comm.allreduceSum(buffer + parameterCount, count: extraCount) }
+        if tracing { trace?.record(.bucket, start: began, end: Clock.now(), bucket: 0) }
+    }
+
     @inline(__always)
-    func start(_ r: Range<Int>) {
+    func start(_ index: Int) {
+        let r = buckets[index]
+        if tracing {
+            bucketStart[index] = Clock.now()
+            bucketDone[index] = false
+        }
         switch precision {
         case .fp32:
             inCommunicator { comm.startAllreduceSum(buffer + r.lowerBound, count: r.count) }
@@ -106,5 +180,13 @@ public final class GradientReducer {
             for i in r { w[i] = BFloat16.round(b[i]) }
             inCommunicator { comm.startAllreduceSumBF16(wire + r.lowerBound, count: r.count) }
         }
+    }
+}
+
+/// ZeRO-1 slices: `parameters` split over `ranks` as evenly as possible, the first
+/// `parameters % ranks` ranks one longer.
+public enum ShardPlan {
+    public static func counts(parameters: Int, ranks: Int) -> [Int] {
+        (0..<ranks).map { parameters / ranks + ($0 < parameters % ranks ? 1 : 0) }
     }
 }

@@ -12,6 +12,25 @@ final class MetricsFile: EpochOutput {
         try LearningCurves.write(metricsPath: run.metrics, to: run.curves)
     }
 
+    /// Gradient norms, optimizer memory, and the straggler summary (every rank's mean step).
+    static func optimizerAndRanks(_ e: FinishedEpoch) -> [(String, JSON)] {
+        func num(_ x: Double?, _ digits: Double = 1e6) -> JSON {
+            guard let x else { return .null }
+            return .number((x * digits).rounded() / digits)
+        }
+        let straggler = e.straggler
+        let byRank: [JSON] = e.rankStepMs.map { num($0, 1000) }
+        var out: [(String, JSON)] = []
+        out.append(("grad_norm_mean", num(e.gradNormMean)))
+        out.append(("grad_norm_max", num(e.gradNormMax)))
+        out.append(("optimizer_state_mb", num(e.optimizerStateMB, 1000)))
+        out.append(("shard_optimizer", .bool(e.shardedOptimizer)))
+        out.append(("rank_step_ms", .array(byRank)))
+        out.append(("slowest_rank", straggler.map { .number(Double($0.rank)) } ?? .null))
+        out.append(("straggler_lag_ms", num(straggler?.lagMs, 1000)))
+        return out
+    }
+
     static func line(_ e: FinishedEpoch) -> JSON {
         let r = e.report
         let train = r.train.means(beta: e.klWeight), test = r.test.means(beta: e.klWeight)
@@ -32,7 +51,7 @@ final class MetricsFile: EpochOutput {
             ("kl_weight", .number(e.klWeight)),
         ] + (e.testNMI.map { [("test_nmi", JSON.number($0))] } ?? []) + [  // [gumbel]
             ("step_ms", r.times.json),
-        ] + r.times.allocationsJSON + [
+        ] + optimizerAndRanks(e) + r.times.allocationsJSON + [
             ("time", .number((Clock.wall() * 1000).rounded() / 1000)),
         ])
     }

@@ -15,6 +15,9 @@ final class TensorBoardScalars: EpochOutput {
         try events.scalar("loss/train_kl", train.kl, step: r.step)
         try events.scalar("throughput/samples_per_s", r.samplesPerSecond, step: r.step)
         try events.scalar("optimizer/lr", e.lr, step: r.step)
+        if let g = e.gradNormMean { try events.scalar("optimizer/grad_norm_mean", g, step: r.step) }
+        if let g = e.gradNormMax { try events.scalar("optimizer/grad_norm_max", g, step: r.step) }
+        if let s = e.straggler, e.rankStepMs.count > 1 { try events.scalar("ranks/straggler_lag_ms", s.lagMs, step: r.step) }
         try events.flush()
     }
 }

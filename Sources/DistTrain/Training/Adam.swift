@@ -14,6 +14,9 @@ public final class Adam {
     public let v: FloatBuffer
     /// Number of updates taken so far.
     public var step = 0
+    /// AdamW's decoupled weight decay: each update first multiplies the parameters by
+    /// 1 - lr * weightDecay (PyTorch's AdamW). 0 is plain Adam: the factor is exactly 1.
+    public var weightDecay: Float = 0
 
     public init(count: Int, lr: Float, beta1: Float, beta2: Float, eps: Float) {
         self.lr = lr
@@ -33,6 +36,7 @@ public final class Adam {
         let stepSize = Float(Double(lr) / c1)
         let rootC2 = Float(c2.squareRoot())
         let b1 = beta1, b2 = beta2, e = eps
+        let decay: Float = 1 - lr * weightDecay
         let mp = m.base, vp = v.base
         // Eight lanes at a time with explicit SIMD: the compiler does not vectorize the scalar
         // form (it cannot rule out aliasing between the four buffers). dt_sqrt8 is one vector
@@ -40,12 +44,13 @@ public final class Adam {
         typealias V = SIMD8<Float>
         let vb1 = V(repeating: b1), vb2 = V(repeating: b2), one = V(repeating: 1)
         let vStep = V(repeating: stepSize), vRoot = V(repeating: 1 / rootC2), vEps = V(repeating: e)
+        let vDecay = V(repeating: decay)
         var i = 0
         while i + 8 <= count {
             let g = UnsafeRawPointer(grads + i).loadUnaligned(as: V.self)
             let mi = vb1 * UnsafeRawPointer(mp + i).loadUnaligned(as: V.self) + (one - vb1) * g
             let vi = vb2 * UnsafeRawPointer(vp + i).loadUnaligned(as: V.self) + (one - vb2) * g * g
-            let p = UnsafeRawPointer(params + i).loadUnaligned(as: V.self)
+            let p = UnsafeRawPointer(params + i).loadUnaligned(as: V.self) * vDecay
             UnsafeMutableRawPointer(mp + i).storeBytes(of: mi, as: V.self)
             UnsafeMutableRawPointer(vp + i).storeBytes(of: vi, as: V.self)
             UnsafeMutableRawPointer(params + i).storeBytes(of: p - vStep * mi / (dt_sqrt8(vi) * vRoot + vEps), as: V.self)
@@ -57,7 +62,7 @@ public final class Adam {
             let vi = b2 * vp[i] + (1 - b2) * g * g
             mp[i] = mi
             vp[i] = vi
-            params[i] -= stepSize * mi / (vi.squareRoot() * (1 / rootC2) + e)
+            params[i] = params[i] * decay - stepSize * mi / (vi.squareRoot() * (1 / rootC2) + e)
             i += 1
         }
     }

@@ -58,6 +58,29 @@ public struct TrainConfig: Equatable, Sendable {
         public var beta1: Double = 0.9
         public var beta2: Double = 0.999
         public var eps: Double = 1e-8
+        /// Learning-rate schedule: constant, warmup then cosine / linear / step decay, or
+        /// reduce-on-plateau of the test loss (see `LRSchedule`).
+        public var schedule: LRScheduleKind = .constant
+        /// Linear warmup from lr / warmup to the peak lr, in steps or in epochs (at most one set).
+        public var warmupSteps = 0
+        public var warmupEpochs: Double = 0
+        /// Floor of the cosine / linear decay and of reduce-on-plateau.
+        public var minLR: Double = 0
+        /// Step decay: multiply by `stepGamma` every `stepEvery` steps (or `stepEveryEpochs` epochs).
+        public var stepEvery = 0
+        public var stepEveryEpochs = 0
+        public var stepGamma: Double = 0.1
+        /// Reduce-on-plateau (PyTorch's ReduceLROnPlateau, mode min, relative threshold).
+        public var plateauFactor: Double = 0.1
+        public var plateauPatience = 10
+        public var plateauThreshold: Double = 1e-4
+        /// Batch-size scaling of the lr against `referenceBatch` (Goyal et al. 2017).
+        public var scaleLR: LRScaling = .none
+        public var referenceBatch = 256
+        /// Clip the averaged gradient to this global L2 norm (0: off).
+        public var clipGradNorm: Double = 0
+        /// AdamW-style decoupled weight decay (0: plain Adam).
+        public var weightDecay: Double = 0
         public init() {}
     }
 
@@ -108,6 +131,9 @@ public struct TrainConfig: Equatable, Sendable {
         public var bucketMB: Double = 1
         /// "fp32", or "bf16" to send gradients as bfloat16 (added in float32).
         public var wire: WirePrecision = .fp32
+        /// ZeRO stage 1: each rank keeps and updates 1/N of the Adam moments (reduce-scatter
+        /// of the gradients, allgather of the parameters).
+        public var shardOptimizer = false
         public init() {}
     }
 

@@ -240,6 +240,22 @@ extension TrainConfig {
         .number("optimizer", "beta1", \.optimizer.beta1, min: 0, max: 1, exclusiveMax: true, doc: "Adam's first-moment decay"),
         .number("optimizer", "beta2", \.optimizer.beta2, min: 0, max: 1, exclusiveMax: true, doc: "Adam's second-moment decay"),
         .number("optimizer", "eps", \.optimizer.eps, min: 0, exclusiveMin: true, doc: "Adam's denominator epsilon"),
+        .choice("optimizer", "schedule", \.optimizer.schedule,
+                doc: "`cosine`, `linear` (decay to `min_lr` over the run after warmup), `step` (times `step_gamma` every `step_every` steps or `step_every_epochs` epochs), `plateau` (PyTorch's ReduceLROnPlateau on the test loss; state in trainer.json); recomputed every step"),
+        .integer("optimizer", "warmup_steps", \.optimizer.warmupSteps, min: 0, doc: "linear warmup from lr/W to the peak over W steps, before any schedule"),
+        .number("optimizer", "warmup_epochs", \.optimizer.warmupEpochs, min: 0, doc: "the warmup in epochs (fractions allowed; exclusive with `warmup_steps`)"),
+        .number("optimizer", "min_lr", \.optimizer.minLR, min: 0, doc: "floor of cosine / linear decay and of plateau reductions"),
+        .integer("optimizer", "step_every", \.optimizer.stepEvery, min: 0, doc: "step decay period in steps"),
+        .integer("optimizer", "step_every_epochs", \.optimizer.stepEveryEpochs, min: 0, doc: "step decay period in epochs"),
+        .number("optimizer", "step_gamma", \.optimizer.stepGamma, min: 0, max: 1, exclusiveMin: true, doc: "step decay factor"),
+        .number("optimizer", "plateau_factor", \.optimizer.plateauFactor, min: 0, max: 1, exclusiveMin: true, exclusiveMax: true, doc: "reduce-on-plateau factor"),
+        .integer("optimizer", "plateau_patience", \.optimizer.plateauPatience, min: 0, doc: "epochs without improvement before a reduction"),
+        .number("optimizer", "plateau_threshold", \.optimizer.plateauThreshold, min: 0, max: 1, exclusiveMax: true, doc: "relative improvement that counts"),
+        .choice("optimizer", "scale_lr", \.optimizer.scaleLR,
+                doc: "`linear`: peak lr = lr x global_batch / reference_batch; `sqrt`: lr x its square root (Goyal et al. 2017; pair with a warmup)"),
+        .integer("optimizer", "reference_batch", \.optimizer.referenceBatch, min: 1, doc: "the global batch `lr` was tuned for"),
+        .number("optimizer", "clip_grad_norm", \.optimizer.clipGradNorm, min: 0, doc: "clip the averaged gradient (after the allreduce) to this global L2 norm, as clip_grad_norm_ (0: off)"),
+        .number("optimizer", "weight_decay", \.optimizer.weightDecay, min: 0, doc: "AdamW decoupled weight decay: p <- p (1 - lr wd) before the Adam step"),
 
         .integer("training", "epochs", \.training.epochs, min: 1, doc: "passes over the training set"),
         .integer("training", "global_batch", \.training.globalBatch, min: 1,
@@ -273,6 +289,15 @@ extension TrainConfig {
                 doc: "target bucket size for `\"overlap\"` (MiB of float32 gradients; cut at layer boundaries)"),
         .choice("runtime", "wire", \.runtime.wire,
                 doc: "`\"bf16\"` sends gradients as bfloat16 (half the bytes), every addition in float32"),
+        ConfigField(section: "runtime", key: "shard_optimizer", type: "boolean", allowed: "",
+                    doc: "ZeRO stage 1: gradients reduce-scattered, each rank runs Adam on its 1/N slice of the parameters and moments, parameters allgathered; checkpoints keep the full format",
+                    keyPath: \TrainConfig.runtime.shardOptimizer,
+                    parse: { value, field, config in
+                        guard case let .bool(b) = value else { throw ConfigError.wrongType(field: field, expected: "true or false", got: value.typeName) }
+                        config.runtime.shardOptimizer = b
+                    },
+                    write: { .bool($0.runtime.shardOptimizer) },
+                    check: { _ in nil }),
     ]
 
     /// The section names, in the order of `fields`.

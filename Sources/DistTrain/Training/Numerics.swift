@@ -15,6 +15,41 @@ public enum Numerics {
         return (acc.sum() + tail) == 0
     }
 
+    /// Sum of the squares, in float32 over blocks of 1024 and float64 across blocks (a NaN or
+    /// infinity anywhere makes it non-finite). The same buffer gives the same bits on every rank.
+    public static func sumOfSquares(_ p: UnsafePointer<Float>, count: Int) -> Double {
+        var total = 0.0
+        var i = 0
+        while i < count {
+            let end = min(i + 1024, count)
+            var acc = SIMD8<Float>(repeating: 0)
+            while i + 8 <= end {
+                let x = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+                acc += x * x
+                i += 8
+            }
+            var tail: Float = 0
+            while i < end { tail += p[i] * p[i]; i += 1 }
+            total += Double(acc.sum() + tail)
+        }
+        return total
+    }
+
+    /// PyTorch's clip_grad_norm_: scales by maxNorm / (norm + 1e-6) when that is below 1.
+    public static func clip(_ p: UnsafeMutablePointer<Float>, count: Int, norm: Double, maxNorm: Double) {
+        let coefficient = maxNorm / (norm + 1e-6)
+        guard coefficient < 1 else { return }
+        let c = Float(coefficient)
+        let v = SIMD8<Float>(repeating: c)
+        var i = 0
+        while i + 8 <= count {
+            let x = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(p + i).storeBytes(of: x * v, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count { p[i] *= c; i += 1 }
+    }
+
     /// A 64-bit checksum of the exact bit patterns: equal buffers give equal sums, and any
     /// single changed bit changes it.
     public static func checksum(_ p: UnsafePointer<Float>, count: Int) -> UInt64 {

@@ -13,6 +13,8 @@ public struct PhaseTimes: Sendable {
     /// Waiting for the gradient sum after backward (the part communication did not overlap).
     public var allreduce = 0.0
     public var optimizer = 0.0
+    /// ZeRO-1's parameter allgather after the sliced update (0 unsharded).
+    public var allgather = 0.0
     /// Test-set evaluation at the epoch end.
     public var eval = 0.0
     public var steps = 0
@@ -30,8 +32,9 @@ public struct PhaseTimes: Sendable {
         let n = Double(max(steps, 1)) / 1000
         func ms(_ x: Double) -> JSON { .number((x / n * 1000).rounded() / 1000) }
         return .object([("data", ms(data)), ("forward", ms(forward)), ("backward", ms(backward)),
-                        ("allreduce_wait", ms(allreduce)), ("optimizer", ms(optimizer)),
-                        ("eval_seconds", .number((eval * 1000).rounded() / 1000))])
+                        ("allreduce_wait", ms(allreduce)), ("optimizer", ms(optimizer))]
+                       + (allgather > 0 ? [("allgather", ms(allgather))] : [])
+                       + [("eval_seconds", .number((eval * 1000).rounded() / 1000))])
     }
 
     /// Allocations per step made by disttrain's own code (everything but MPI's and OpenBLAS's

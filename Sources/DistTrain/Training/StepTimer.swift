@@ -3,6 +3,20 @@ import Models
 /// The phases of a training step, in the order they run.
 public enum StepPhase {
     case data, forward, backward, allreduce, optimizer
+    /// ZeRO-1: gathering the updated parameter slices.
+    case allgather
+
+    /// The trace event of this phase.
+    var trace: TracePhase {
+        switch self {
+        case .data: return .data
+        case .forward: return .forward
+        case .backward: return .backward
+        case .allreduce: return .allreduceWait
+        case .optimizer: return .optimizer
+        case .allgather: return .allgather
+        }
+    }
 }
 
 /// Times the phases of training steps and counts the heap allocations they make, so the
@@ -25,8 +39,13 @@ struct StepTimer {
     private var communicatorBefore: UInt64 = 0
     private var blasBefore: UInt64 = 0
     private let reducer: GradientReducer
+    /// Step trace (`--trace`): every lap becomes an event; nil costs one branch per lap.
+    private let trace: TraceRecorder?
 
-    init(reducer: GradientReducer) { self.reducer = reducer }
+    init(reducer: GradientReducer, trace: TraceRecorder? = nil) {
+        self.reducer = reducer
+        self.trace = trace
+    }
 
     /// Starts a new epoch's sums.
     mutating func reset() { times = PhaseTimes() }
@@ -42,13 +61,16 @@ struct StepTimer {
     /// Adds the time since the previous lap (or `beginStep`) to `phase`.
     @inline(__always)
     mutating func lap(_ phase: StepPhase) {
+        let start = last
         let seconds = Clock.lap(&last)
+        if let trace { trace.record(phase.trace, start: start, end: last) }
         switch phase {
         case .data: times.data += seconds
         case .forward: times.forward += seconds
         case .backward: times.backward += seconds
         case .allreduce: times.allreduce += seconds
         case .optimizer: times.optimizer += seconds
+        case .allgather: times.allgather += seconds
         }
     }
 

@@ -22,6 +22,10 @@ public struct TrainOptions: Sendable {
     public var tensorboard = true
     /// Show a live progress line when stdout is a terminal (rank 0).
     public var liveProgress = true
+    /// Write a Chrome trace-event JSON of the traced steps here (rank 0 gathers every rank's).
+    public var tracePath: String?
+    /// Global steps to trace (1-based, inclusive); nil with a path: every step.
+    public var traceSteps: ClosedRange<Int>?
 
     public init() {}
 }

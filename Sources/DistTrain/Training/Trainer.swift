@@ -22,7 +22,16 @@ public final class Trainer {
     public let params: FloatBuffer
     /// [parameterCount + 2] gradients, then the step's BCE and KL sums riding the allreduce.
     public let grads: FloatBuffer
+    /// Adam over all parameters, or over this rank's slice `shard` with `runtime.shard_optimizer`.
     public let adam: Adam
+    /// The parameters whose optimizer state and update live on this rank (all of them unsharded).
+    public let shard: Range<Int>
+    /// Every rank's slice length (ZeRO-1), nil when the optimizer is not sharded.
+    let shardCounts: [Int]?
+    /// The learning rate of each step.
+    public let schedule: LRSchedule
+    /// The lr of the latest step (what metrics.jsonl reports as `lr`).
+    public private(set) var currentLR: Double
     public let plan: BatchPlan
     public let localBatch: Int
     public private(set) var state: TrainerState
@@ -43,6 +52,12 @@ public final class Trainer {
     let seed: UInt64
     let reducer: GradientReducer
     var timer: StepTimer
+    /// Global gradient norms of the epoch in progress (before clipping).
+    var gradNorms = GradNormStats()
+    /// [1] scratch for the one-number allreduce of the sharded gradient's sum of squares.
+    let normScratch: UnsafeMutablePointer<Double>
+    /// Step trace (`--trace`), nil when off.
+    let trace: TraceRecorder?
     /// What rank 0 writes at each epoch end, in order.
     let outputs: [EpochOutput]
     let console: ConsoleReport?
@@ -66,11 +81,26 @@ public final class Trainer {
         params = setup.params
         grads = setup.grads
         adam = setup.adam
+        shard = setup.shard
+        shardCounts = setup.shardCounts
+        schedule = setup.schedule
+        currentLR = setup.schedule.lr(step: setup.state.globalStep, plateauFactor: setup.state.plateau.factor)
+        normScratch = .allocate(capacity: 1)
         workspace = setup.workspace
         reducer = setup.reducer
         state = setup.state
         run = setup.run
-        timer = StepTimer(reducer: setup.reducer)
+        if let range = options.traceSteps ?? (options.tracePath == nil ? nil : 1...Int(Int32.max)) {
+            let perStep = 3 * config.training.accumulate + 2 * setup.reducer.buckets.count + 6
+            let totalSteps = config.training.maxSteps > 0 ? config.training.maxSteps : config.training.epochs * setup.sampler.steps
+            let traced = min(range.upperBound, totalSteps) - range.lowerBound + 1
+            trace = TraceRecorder(steps: range, eventsPerStep: perStep, tracedSteps: max(traced, 0),
+                                  epochEnds: 2 * (config.training.epochs + 1), comm: comm)
+        } else {
+            trace = nil
+        }
+        setup.reducer.trace = trace
+        timer = StepTimer(reducer: setup.reducer, trace: trace)
 
         var outputs: [EpochOutput] = []
         var console: ConsoleReport?
@@ -91,6 +121,8 @@ public final class Trainer {
         self.console = console
     }
 
+    deinit { normScratch.deallocate() }
+
     // MARK: Training
 
     /// Trains until the configured epochs (or max_steps) are done.
@@ -100,6 +132,7 @@ public final class Trainer {
         func stepsLeft() -> Bool { !(maxSteps > 0 && state.globalStep >= maxSteps) }
         if comm.isWriter {
             log.info("model: \(model.trainableCount) parameters, \(model.trainingFlopsPerSample / 1000) kFLOP per sample per step")
+            log.info("optimizer: \(schedule.kind.rawValue) schedule, peak lr \(schedule.peak)\(schedule.warmup > 0 ? ", \(schedule.warmup) warmup steps" : "")\(config.optimizer.clipGradNorm > 0 ? ", gradients clipped to norm \(config.optimizer.clipGradNorm)" : "")\(config.optimizer.weightDecay > 0 ? ", weight decay \(config.optimizer.weightDecay)" : ""); Adam state \(fmt(optimizerStateMB, 2)) MB per rank\(shardCounts != nil ? " (sharded 1/\(comm.size))" : "")")
             log.info("world \(comm.size): global batch \(plan.globalBatch), local batch \(localBatch) on rank 0, \(steps) steps per epoch\(steps < plan.stepsPerEpoch ? " (of \(plan.stepsPerEpoch): the rarest label of a shard limits it)" : ""), BLAS threads \(BLASThreads.current)")
         }
         while state.epoch < config.training.epochs && stepsLeft() {
@@ -107,6 +140,7 @@ public final class Trainer {
             let order = sampler.order(epoch: state.epoch)
             let firstStep = state.stepInEpoch
             timer.reset()
+            gradNorms = GradNormStats()
             console?.startEpoch(at: started)
             while state.stepInEpoch < steps && stepsLeft() {
                 let loss = try step(order: order)
@@ -121,19 +155,51 @@ public final class Trainer {
             }
             let completed = state.stepInEpoch == steps
             var evalStart = Clock.now()
+            let evalBegan = evalStart
             let testLoss = evaluate()
             timer.addEvaluation(Clock.lap(&evalStart))
+            trace?.recordEpochEnd(.evaluation, start: evalBegan, end: evalStart, afterStep: state.globalStep)
+            let rankStepMs = stragglers()
             let seconds = Clock.now() - started
             let report = EpochReport(epoch: state.epoch + 1, step: state.globalStep, train: state.epochLoss, test: testLoss,
                                      samplesPerSecond: Double((state.stepInEpoch - firstStep) * plan.globalBatch) / max(seconds, 1e-9),
                                      seconds: seconds, times: timer.times)
-            if completed { state.finishEpoch() }
+            let meanTest = testLoss.means(beta: Double(klWeight)).loss
+            if completed {
+                state.finishEpoch()
+                // Only whole epochs step the plateau, so a resumed epoch sees the same history.
+                if schedule.kind == .plateau {
+                    let o = config.optimizer
+                    state.plateau.observe(meanTest, reduction: o.plateauFactor, patience: o.plateauPatience, threshold: o.plateauThreshold)
+                }
+            }
             reports.append(report)
-            try writeOutputs(report)
-            try saveCheckpoint(testLoss: testLoss.means(beta: Double(klWeight)).loss)
+            try writeOutputs(report, rankStepMs: rankStepMs)
+            let saveStart = Clock.now()
+            try saveCheckpoint(testLoss: meanTest)
+            trace?.recordEpochEnd(.checkpoint, start: saveStart, end: Clock.now(), afterStep: state.globalStep)
             if !completed { break }
         }
+        if let trace, let path = options.tracePath {
+            try trace.write(to: path, comm: comm)
+            if comm.isWriter { log.info("trace of steps \(trace.steps.lowerBound)-\(min(trace.steps.upperBound, state.globalStep)): \(path)") }
+        }
     }
+
+    /// Every rank's mean step time of the epoch (ms, without the allreduce wait: the wait is
+    /// where fast ranks absorb a slow one's lag). One small allgather per epoch.
+    func stragglers() -> [Double] {
+        let t = timer.times
+        let busy = (t.data + t.forward + t.backward + t.optimizer + t.allgather) / Double(max(t.steps, 1)) * 1000
+        return comm.allgather(withUnsafeBytes(of: busy.bitPattern.littleEndian) { Array($0) }).map { bytes in
+            var v: UInt64 = 0
+            for (i, b) in bytes.prefix(8).enumerated() { v |= UInt64(b) << (8 * UInt64(i)) }
+            return Double(bitPattern: v)
+        }
+    }
+
+    /// Bytes of Adam state (two moments) this rank holds, in MB.
+    public var optimizerStateMB: Double { Double(adam.m.count + adam.v.count) * 4 / 1_048_576 }
 
     /// One synchronized optimizer step on this rank's next local batch (in `accumulate`
     /// micro-batches): forward and backward, gradients summed across ranks (in buckets that
@@ -145,6 +211,7 @@ public final class Trainer {
         var local = BatchLoss()
         var first = state.stepInEpoch * localBatch
         timer.beginStep()
+        trace?.beginStep(state.globalStep + 1)
         workspace.temperature = Temperature.at(step: state.globalStep, config: config)  // [gumbel]
         for m in 0..<micro {
             let rows = localBatch / micro + (m < localBatch % micro ? 1 : 0)
@@ -162,10 +229,19 @@ public final class Trainer {
         }
         let global = reduce(local)
         timer.lap(.allreduce)
-        try checkFinite()
-        adam.update(params.base, grads.base, count: params.count)
+        let norm = try gradientNorm()
+        let clip = config.optimizer.clipGradNorm
+        if clip > 0 { Numerics.clip(grads.base + shard.lowerBound, count: shard.count, norm: norm, maxNorm: clip) }
+        currentLR = schedule.lr(step: state.globalStep, plateauFactor: state.plateau.factor)
+        adam.lr = Float(currentLR)
+        adam.update(params.base + shard.lowerBound, grads.base + shard.lowerBound, count: shard.count)
         timer.lap(.optimizer)
+        if let counts = shardCounts {
+            comm.allgather(params.base, counts: counts)
+            timer.lap(.allgather)
+        }
         timer.endStep()
+        gradNorms.add(norm)
         return global
     }
 
@@ -190,12 +266,23 @@ public final class Trainer {
         return BatchLoss(bce: Double(grads.base[p]), kl: Double(grads.base[p + 1]), rows: plan.globalBatch)
     }
 
-    /// Every rank holds the same sums after the allreduce, so every rank stops at the same step.
+    /// The global L2 norm of the averaged gradient, and the finiteness check: every rank holds
+    /// the same sums after the allreduce (sharded: the same total of the slices' sums of
+    /// squares), so every rank stops at the same step.
     @inline(__always)
-    func checkFinite() throws {
-        if !Numerics.allFinite(grads.base, count: params.count + 2) {
+    func gradientNorm() throws -> Double {
+        let p = params.count
+        var squares = Numerics.sumOfSquares(grads.base + shard.lowerBound, count: shard.count)
+        if shardCounts != nil {
+            normScratch[0] = squares
+            comm.allreduceSum(normScratch, count: 1)
+            squares = normScratch[0]
+        }
+        let lossFinite = grads.base[p].isFinite && grads.base[p + 1].isFinite
+        if !lossFinite || (!squares.isFinite && (shardCounts != nil || !Numerics.allFinite(grads.base, count: p))) {
             throw SharedFailure(message: "non-finite \(nonFiniteTensor()) at step \(state.globalStep + 1) (epoch \(state.epoch + 1)); stopped before the update, last checkpoint kept")
         }
+        return squares.squareRoot()
     }
 
     /// Debug (--poison-gradient): a NaN in one rank's output gradient at one step.
@@ -209,6 +296,7 @@ public final class Trainer {
     func nonFiniteTensor() -> String {
         let p = params.count
         if !grads.base[p].isFinite || !grads.base[p + 1].isFinite { return "loss" }
+        if shardCounts != nil { return "gradient" }  // each rank holds only its slice of the sum
         for slot in model.layout.exported where !Numerics.allFinite(grads.base + slot.offset, count: slot.count) {
             return "gradient of \(slot.name)"
         }
@@ -256,10 +344,15 @@ public final class Trainer {
     // MARK: Outputs
 
     /// Rank 0 hands the epoch to every output; all ranks learn whether that worked.
-    func writeOutputs(_ report: EpochReport) throws {
-        let epoch = FinishedEpoch(report: report, totalEpochs: config.training.epochs, worldSize: comm.size,
-                                  globalBatch: plan.globalBatch, klWeight: Double(klWeight), lr: config.optimizer.lr,
+    func writeOutputs(_ report: EpochReport, rankStepMs: [Double]) throws {
+        var epoch = FinishedEpoch(report: report, totalEpochs: config.training.epochs, worldSize: comm.size,
+                                  globalBatch: plan.globalBatch, klWeight: Double(klWeight), lr: currentLR,
                                   testNMI: lastTestNMI)
+        epoch.gradNormMean = gradNorms.mean
+        epoch.gradNormMax = gradNorms.maxValue
+        epoch.rankStepMs = rankStepMs
+        epoch.optimizerStateMB = optimizerStateMB
+        epoch.shardedOptimizer = shardCounts != nil
         try comm.onWriter {
             for output in outputs { try output.write(epoch) }
         }
@@ -267,6 +360,7 @@ public final class Trainer {
 
     /// Rank 0 writes a checkpoint of the current state; all ranks learn whether it worked.
     func saveCheckpoint(testLoss: Double?) throws {
+        let fullAdam = gatheredAdam()
         try comm.onWriter {
             var s = state
             let name = RunDirectory.checkpointName(step: s.globalStep)
@@ -276,16 +370,50 @@ public final class Trainer {
                 try Checkpoint.writeModel(model, params: params.base, to: dir + "/model.safetensors", extra: [
                     ("epoch", String(s.epoch)), ("step", String(s.globalStep)), ("training_config", config.json.serialized),
                 ])
-                try Checkpoint.writeOptimizer(model, adam: adam, to: dir + "/optimizer.safetensors")
+                try Checkpoint.writeOptimizer(model, adam: fullAdam ?? adam, to: dir + "/optimizer.safetensors")
                 try AtomicFile.write(Array(s.json.pretty.utf8), to: dir + "/trainer.json")
             }
             if isBest { try run.setPointer("best", to: name) }
             state = s
         }
         // Keep the best-loss bookkeeping identical on every rank.
+        _ = fullAdam
         if let t = testLoss, t < state.bestTestLoss {
             state.bestTestLoss = t
             state.bestCheckpoint = RunDirectory.checkpointName(step: state.globalStep)
         }
     }
+}
+
+extension Trainer {
+    /// Sharded optimizer: every rank's slice of the moments gathered into one full-size Adam
+    /// (on every rank: allgather is collective), so checkpoints keep the unsharded format.
+    func gatheredAdam() -> Adam? {
+        guard let counts = shardCounts else { return nil }
+        let full = Adam(count: params.count, lr: adam.lr, beta1: adam.beta1, beta2: adam.beta2, eps: adam.eps)
+        full.step = adam.step
+        full.weightDecay = adam.weightDecay
+        for (mine, all) in [(adam.m, full.m), (adam.v, full.v)] {
+            (all.base + shard.lowerBound).update(from: mine.base, count: shard.count)
+            comm.allgather(all.base, counts: counts)
+        }
+        return full
+    }
+}
+
+/// Mean and maximum of the global gradient norm over an epoch's steps.
+struct GradNormStats {
+    var sum = 0.0
+    var max = 0.0
+    var count = 0
+
+    @inline(__always)
+    mutating func add(_ norm: Double) {
+        sum += norm
+        if norm > max { max = norm }
+        count += 1
+    }
+
+    var mean: Double? { count > 0 ? sum / Double(count) : nil }
+    var maxValue: Double? { count > 0 ? max : nil }
 }

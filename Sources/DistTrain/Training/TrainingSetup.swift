@@ -19,7 +19,11 @@ struct TrainingSetup {
     let params: FloatBuffer
     /// [parameterCount + 2] gradients, then the step's BCE and KL sums riding the allreduce.
     let grads: FloatBuffer
+    /// Adam over `shard` (all parameters unless `runtime.shard_optimizer`).
     let adam: Adam
+    let shard: Range<Int>
+    let shardCounts: [Int]?
+    let schedule: LRSchedule
     let workspace: VAEWorkspace
     let reducer: GradientReducer
     let state: TrainerState
@@ -68,14 +72,27 @@ struct TrainingSetup {
         self.test = test
         self.plan = plan
         self.sampler = sampler
+        let steps = sampler.steps
+        schedule = try comm.collectively { try LRSchedule(config: config, stepsPerEpoch: steps) }
 
         let model = VAE(config.architecture(inputDim: train.inputDim))
         let count = model.parameterCount
         self.model = model
         params = FloatBuffer(count: count)
         grads = FloatBuffer(count: count + 2)
-        adam = Adam(count: count, lr: Float(config.optimizer.lr), beta1: Float(config.optimizer.beta1),
-                    beta2: Float(config.optimizer.beta2), eps: Float(config.optimizer.eps))
+        let shardCounts = config.runtime.shardOptimizer ? ShardPlan.counts(parameters: count, ranks: world) : nil
+        let shardStart = shardCounts.map { $0[..<rank].reduce(0, +) } ?? 0
+        let shard = shardStart..<(shardStart + (shardCounts?[rank] ?? count))
+        self.shardCounts = shardCounts
+        self.shard = shard
+        func makeAdam(_ n: Int) -> Adam {
+            let a = Adam(count: n, lr: Float(config.optimizer.lr), beta1: Float(config.optimizer.beta1),
+                         beta2: Float(config.optimizer.beta2), eps: Float(config.optimizer.eps))
+            a.weightDecay = Float(config.optimizer.weightDecay)
+            return a
+        }
+        let adam = makeAdam(shard.count)
+        self.adam = adam
         let accumulate = config.training.accumulate
         let smallest = plan.localBatch(world - 1)
         try comm.collectively {
@@ -89,7 +106,8 @@ struct TrainingSetup {
         reducer = GradientReducer(comm: comm, buffer: grads.base, parameterCount: count, extraCount: 2,
                                   layerStarts: model.backwardBoundaries, mode: config.runtime.allreduce,
                                   precision: config.runtime.wire,
-                                  bucketFloats: max(1, Int(config.runtime.bucketMB * 1_048_576 / 4)))
+                                  bucketFloats: max(1, Int(config.runtime.bucketMB * 1_048_576 / 4)),
+                                  shardCounts: shardCounts)
         var fresh = TrainerState()
         fresh.worldSize = world
         fresh.seed = config.training.seed
@@ -101,7 +119,16 @@ struct TrainingSetup {
         let start = StartingPoint(config: config, comm: comm, options: options, log: log, run: run)
         let resumeDir = try start.checkpointToResume()
         if let dir = resumeDir {
-            state = try start.restore(from: dir, model: model, params: params, adam: adam, fresh: fresh)
+            if shardCounts != nil {
+                // Checkpoints hold the full moments: restore them whole, keep this rank's slice.
+                let full = makeAdam(count)
+                state = try start.restore(from: dir, model: model, params: params, adam: full, fresh: fresh)
+                adam.m.base.update(from: full.m.base + shard.lowerBound, count: shard.count)
+                adam.v.base.update(from: full.v.base + shard.lowerBound, count: shard.count)
+                adam.step = full.step
+            } else {
+                state = try start.restore(from: dir, model: model, params: params, adam: adam, fresh: fresh)
+            }
         } else {
             try start.initialize(model: model, params: params)
             state = fresh
