@@ -142,6 +142,8 @@ public final class MPICommunicator: Communicator {
     private var counts32: [Int32] = []
     private var displs32: [Int32] = []
     private var countsKey: [Int] = []
+    private var scratch: UnsafeMutableRawPointer?
+    private var scratchBytes = 0
 
     /// Int32 counts and displacements for MPI, recomputed only when `counts` change (so the
     /// step loop allocates nothing).
@@ -168,12 +170,20 @@ public final class MPICommunicator: Communicator {
         let total = counts.reduce(0, +)
         if total <= MPICommunicator.chunkLimit {
             prepare(counts)
-            // In place, MPI leaves this rank's slice at the start of the buffer: move it home.
+            // Into a receive buffer kept across calls, then home to this rank's slice. (OpenMPI's
+            // in-place reduce-scatter gave wrong sums for uneven counts on large buffers.)
+            let bytes = max(counts[rank], 1) * MemoryLayout<T>.stride
+            if bytes > scratchBytes {
+                scratch?.deallocate()
+                scratch = .allocate(byteCount: bytes, alignment: 64)
+                scratchBytes = bytes
+            }
+            let recv = scratch!.assumingMemoryBound(to: T.self)
             counts32.withUnsafeBufferPointer { c in
-                _ = MPI_Reduce_scatter(shim_in_place(), buffer, c.baseAddress!, type, op, comm)
+                _ = MPI_Reduce_scatter(buffer, recv, c.baseAddress!, type, op, comm)
             }
             let offset = counts[..<rank].reduce(0, +)
-            if offset > 0 && counts[rank] > 0 { (buffer + offset).update(from: buffer, count: counts[rank]) }
+            if counts[rank] > 0 { (buffer + offset).update(from: recv, count: counts[rank]) }
             return
         }
         // Counts beyond Int32: one reduction per slice, to its owner, in chunks.

@@ -1,0 +1,65 @@
+import Foundation
+import Logging
+import Models
+import Testing
+@testable import DistTrain
+@testable import DistTrainIO
+
+/// The step trace (--trace) and the straggler summary.
+@Suite struct TraceTests {
+    let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    @Test("--trace-steps ranges")
+    func ranges() {
+        #expect(parseStepRange("3-7") == 3...7)
+        #expect(parseStepRange("5") == 5...5)
+        #expect(parseStepRange("0-3") == nil && parseStepRange("7-3") == nil && parseStepRange("a-b") == nil && parseStepRange("1-") == nil)
+    }
+
+    @Test("a trace parses as trace-event JSON with every phase on every rank's track", arguments: [AllreduceMode.overlap, .single])
+    func traceHasEveryPhase(mode: AllreduceMode) throws {
+        let ranks = 2
+        let root = NSTemporaryDirectory() + "disttrain-trace-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let path = root + "-trace.json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let quiet = self.quiet
+        try LocalCommunicator.run(ranks: ranks) { comm in
+            var c = Support.smallConfig(out: root)
+            c.training.maxSteps = 8
+            c.runtime.allreduce = mode
+            c.runtime.bucketMB = 0.01   // several buckets
+            var options = TrainOptions()
+            options.printEpochs = false
+            options.tensorboard = false
+            options.tracePath = path
+            options.traceSteps = 3...8
+            let t = try Trainer(config: c, comm: comm, options: options, logger: quiet)
+            try t.fit()
+        }
+        let json = try JSON.parse(bytes: Array(try String(contentsOfFile: path, encoding: .utf8).utf8))
+        guard case let .array(events)? = json["traceEvents"] else { Issue.record("no traceEvents array"); return }
+        var seen: [Int: Set<String>] = [:]
+        var steps: Set<Int> = []
+        for e in events {
+            guard case .string("X")? = e["ph"] else { continue }
+            guard case let .number(pid)? = e["pid"], case let .string(name)? = e["name"], case let .number(ts)? = e["ts"],
+                  case let .number(dur)? = e["dur"] else { Issue.record("event without pid/name/ts/dur"); continue }
+            #expect(ts >= 0 && dur >= 0)
+            seen[Int(pid), default: []].insert(name.hasPrefix("bucket ") ? "bucket allreduce" : name)
+            if case let .number(s)? = e["args"]?["step"] { steps.insert(Int(s)) }
+        }
+        let phases: Set<String> = ["batch filling", "forward", "backward", "bucket allreduce", "allreduce wait", "optimizer",
+                                   "evaluation", "checkpoint write"]
+        for rank in 0..<ranks { #expect(seen[rank] == phases, "rank \(rank): \(seen[rank] ?? [])") }
+        #expect(steps == Set(3...8), "traced steps \(steps.sorted())")
+        let metrics = try String(contentsOfFile: root + "/metrics.jsonl", encoding: .utf8)
+        let line = try JSON.parse(String(metrics.split(separator: "\n").last!))
+        guard case let .array(byRank)? = line["rank_step_ms"] else { Issue.record("no rank_step_ms"); return }
+        #expect(byRank.count == ranks)
+        #expect(line["slowest_rank"] != nil && line["straggler_lag_ms"] != nil)
+        if case let .number(g)? = line["grad_norm_mean"], case let .number(m)? = line["grad_norm_max"] {
+            #expect(g > 0 && m >= g)
+        } else { Issue.record("no gradient norm in metrics") }
+    }
+}
