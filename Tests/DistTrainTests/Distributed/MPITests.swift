@@ -236,9 +236,10 @@ struct MPITests {
             n += Double(plain.params.base[i]) * Double(plain.params.base[i])
         }
         let rel = (d / n).squareRoot()
-        // bfloat16 rounds the gradients in both runs, but the ranks' partial sums are added in
-        // another order (reduce-scatter vs allreduce): allow its rounding.
-        let tolerance = wire == .fp32 ? 1e-6 : 1e-3
+        // bfloat16 rounds after every addition, and reduce-scatter adds the ranks' values in
+        // another order than allreduce from 3 ranks on: a different rounding each step, grown
+        // over 100 steps (measured 0.0056 at 4 ranks; fp32 agrees within 1e-6).
+        let tolerance = wire == .fp32 ? 1e-6 : 2e-2
         #expect(rel < tolerance, "world \(comm.size) \(wire): relative difference \(rel)")
         let sums = comm.allgather(Array(String(Numerics.checksum(sharded.params.base, count: sharded.params.count)).utf8))
         #expect(Set(sums).count == 1, "sharded parameters differ across ranks")
