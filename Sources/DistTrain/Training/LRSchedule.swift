@@ -61,6 +61,12 @@ public struct LRSchedule: Equatable, Sendable {
         if config.training.maxSteps > 0 { total = min(total, config.training.maxSteps) }
         let warmup = o.warmupSteps > 0 ? o.warmupSteps : Int((o.warmupEpochs * Double(stepsPerEpoch)).rounded())
         let every = o.stepEvery > 0 ? o.stepEvery : o.stepEveryEpochs * stepsPerEpoch
+        if o.warmupSteps > 0 && o.warmupEpochs > 0 {
+            throw ConfigError.invalidValue(field: "optimizer.warmup_epochs", reason: "and \"optimizer.warmup_steps\" are exclusive: set one")
+        }
+        if o.stepEvery > 0 && o.stepEveryEpochs > 0 {
+            throw ConfigError.invalidValue(field: "optimizer.step_every_epochs", reason: "and \"optimizer.step_every\" are exclusive: set one")
+        }
         if o.schedule == .step && every == 0 {
             throw ConfigError.invalidValue(field: "optimizer.schedule", reason: "\"step\" needs \"optimizer.step_every\" or \"optimizer.step_every_epochs\"")
         }
