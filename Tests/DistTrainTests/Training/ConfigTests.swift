@@ -99,7 +99,21 @@ struct ConfigTests {
         "lr": 0.001,
         "beta1": 0.9,
         "beta2": 0.999,
-        "eps": 1e-08
+        "eps": 1e-08,
+        "schedule": "constant",
+        "warmup_steps": 0,
+        "warmup_epochs": 0,
+        "min_lr": 0,
+        "step_every": 0,
+        "step_every_epochs": 0,
+        "step_gamma": 0.1,
+        "plateau_factor": 0.1,
+        "plateau_patience": 10,
+        "plateau_threshold": 0.0001,
+        "scale_lr": "none",
+        "reference_batch": 256,
+        "clip_grad_norm": 0,
+        "weight_decay": 0
       },
       "training": {
         "epochs": 50,
@@ -125,7 +139,8 @@ struct ConfigTests {
         "checksum_every": 0,
         "allreduce": "overlap",
         "bucket_mb": 1,
-        "wire": "fp32"
+        "wire": "fp32",
+        "shard_optimizer": false
       }
     }
 
