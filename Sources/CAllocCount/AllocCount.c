@@ -20,8 +20,12 @@ extern void *__libc_valloc(size_t size);
 extern void *__libc_pvalloc(size_t size);
 
 static _Atomic unsigned long long allocations;
+static _Thread_local unsigned long long thread_allocations;
 
-static inline void counted(void) { atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed); }
+static inline void counted(void) {
+    atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed);
+    thread_allocations++;
+}
 
 void *malloc(size_t size) { counted(); return __libc_malloc(size); }
 void *calloc(size_t count, size_t size) { counted(); return __libc_calloc(count, size); }
@@ -43,10 +47,12 @@ int posix_memalign(void **out, size_t alignment, size_t size) {
 
 unsigned long long dt_allocation_count(void) { return atomic_load_explicit(&allocations, memory_order_relaxed); }
 int dt_allocation_counting_available(void) { return 1; }
+unsigned long long dt_thread_allocation_count(void) { return thread_allocations; }
 
 #else
 
 unsigned long long dt_allocation_count(void) { return 0; }
 int dt_allocation_counting_available(void) { return 0; }
+unsigned long long dt_thread_allocation_count(void) { return 0; }
 
 #endif

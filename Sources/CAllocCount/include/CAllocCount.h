@@ -10,6 +10,10 @@
 /// pvalloc calls made so far by any thread of this process.
 unsigned long long dt_allocation_count(void);
 
+/// The same count restricted to the calling thread (a thread-local counter), so a test can
+/// measure its own code while other threads allocate.
+unsigned long long dt_thread_allocation_count(void);
+
 /// 1 when allocations are being counted (glibc), 0 otherwise.
 int dt_allocation_counting_available(void);
 
