@@ -181,9 +181,10 @@ public enum CategoricalLatent {
     /// `logits` rows are `categories` floats apart, as are `eps` rows.
     public static func sample(logits: UnsafePointer<Float>, eps: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                               yStride: Int, rows: Int, categories k: Int, temperature: Float,
-                              rowKL: UnsafeMutablePointer<Float>?) -> Double {
-        let scratch = UnsafeMutablePointer<Double>.allocate(capacity: 3 * k)
-        defer { scratch.deallocate() }
+                              rowKL: UnsafeMutablePointer<Float>?, scratch given: UnsafeMutablePointer<Double>? = nil) -> Double {
+        // [3K] float64 scratch: the workspace's in the step loop (no allocation), else a temporary.
+        let scratch = given ?? .allocate(capacity: 3 * k)
+        defer { if given == nil { scratch.deallocate() } }
         let q = scratch, logQ = scratch + k, soft = scratch + 2 * k
         let logK = log(Double(k))
         var total = 0.0
@@ -203,9 +204,9 @@ public enum CategoricalLatent {
     /// ds = y (dy - sum(dy y)); dl = ds / tau + klScale * q_j (log q_j - sum_k q_k log q_k).
     public static func backward(logits: UnsafePointer<Float>, eps: UnsafePointer<Float>, dy: UnsafePointer<Float>, dyStride: Int,
                                 dLogits: UnsafeMutablePointer<Float>, rows: Int, categories k: Int, temperature: Float,
-                                klScale: Float) {
-        let scratch = UnsafeMutablePointer<Double>.allocate(capacity: 3 * k)
-        defer { scratch.deallocate() }
+                                klScale: Float, scratch given: UnsafeMutablePointer<Double>? = nil) {
+        let scratch = given ?? .allocate(capacity: 3 * k)
+        defer { if given == nil { scratch.deallocate() } }
         let q = scratch, logQ = scratch + k, soft = scratch + 2 * k
         let tau = Double(temperature), beta = Double(klScale)
         for r in 0..<rows {

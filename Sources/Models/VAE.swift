@@ -1,95 +1,137 @@
-/// A multilayer-perceptron VAE (conditional or not) over flat parameter and gradient buffers.
+// Dimension legend (llm.c style), used in every shape comment of the model code:
+//   B    rows in a batch (at most the workspace's `capacity`)
+//   C    channels of an image activation, H x W its spatial size (rows stored NCHW)
+//   N    values per channel in a BatchNorm batch: B * H * W (summed over ranks under SyncBN)
+//   P    pixels per sample: inputDim = C * H * W of the input (784 for MNIST)
+//   L    classes (one-hot label width)
+//   D    latent dimensions (Gaussian); K categories (categorical; also `latent`)
+//   E    encoder input width: P, plus L when the label joins at the input
+//   Z    decoder input width: D (or K), plus L when the decoder is conditioned
+//   F    width of the encoder's flattened features before the heads
+//   Hd   heads width: 2D ([mean | logvar]) or K (category logits)
+
+/// A VAE (conditional or not) built from an encoder stack and a decoder stack, over flat
+/// parameter, gradient and state buffers.
 ///
-/// encoder: [x | y] -> (Linear -> act)* -> heads Linear -> [mean | logvar]
-/// latent:  z = mean + exp(logvar / 2) * eps
-/// decoder: [z | y] -> (Linear -> act)* -> Linear -> logits (sigmoid gives pixel probabilities)
-/// loss per sample: BCE(x, sigmoid(logits)) summed over pixels + beta * KL(q(z|x, y) || N(0, I)).
+/// encoder: x -> encoder stack -> flatten -> [| one-hot label] -> heads Linear -> [mean | logvar] or K logits
+/// latent:  z = mean + exp(logvar / 2) * eps, or y = softmax((logits + Gumbel) / tau)
+/// decoder: [z | one-hot label] -> decoder stack -> logits (P values; sigmoid gives pixels)
+/// loss per sample: BCE(x, sigmoid(logits)) or |x - sigmoid(logits)|^2 summed over pixels,
+///                  plus beta * KL(q || prior).
 ///
-/// The model owns no parameters: callers pass the flat buffers, so the same code runs the
-/// trainer, evaluation and the gradient checks.
+/// The model owns no buffers: callers pass the flat parameters (and gradients, and the
+/// non-trainable state for BatchNorm), so the same code runs the trainer, evaluation and the
+/// gradient checks. Activations and scratch live in a VAEWorkspace allocated once.
 public final class VAE: Sendable {
     public let architecture: VAEArchitecture
+    /// Trainable parameters: names, shapes, offsets in the flat parameter (and gradient) buffer.
     public let layout: ParameterLayout
-    public let encoder: [Linear]
+    /// Non-trainable state (BatchNorm running_mean, running_var, num_batches_tracked): names,
+    /// shapes, offsets in the flat state buffer. Checkpoints save and load it by name like the
+    /// parameters; the optimizer and the gradient allreduce never see it.
+    public let stateLayout: ParameterLayout
+    /// Encoder layers in order, the label join included, ending with the heads.
+    public let encoder: LayerSequence
     /// Mean and log-variance heads fused: rows 0..<latent are the mean, the rest the log-variance.
     /// For a categorical latent, the K category logits.
     public let heads: Linear
-    public let decoder: [Linear]
-    public let output: Linear
-    /// Layers in backward order, built once so the step loop allocates nothing.
-    let decoderBackward: [Linear]
-    let encoderBackward: [Linear]
+    public let decoder: LayerSequence
 
     public init(_ arch: VAEArchitecture) {
         architecture = arch
-        var layout = ParameterLayout()
-        var width = arch.encoderInputWidth
-        var enc: [Linear] = []
-        for h in arch.encoderHidden {
-            enc.append(Linear(inFeatures: width, outFeatures: h, layout: &layout))
-            width = h
-        }
-        heads = Linear(inFeatures: width, outFeatures: arch.headsWidth, layout: &layout)
-        width = arch.decoderInputWidth
-        var dec: [Linear] = []
-        for h in arch.decoderHidden {
-            dec.append(Linear(inFeatures: width, outFeatures: h, layout: &layout))
-            width = h
-        }
-        output = Linear(inFeatures: width, outFeatures: arch.inputDim, layout: &layout)
-        encoder = enc
-        decoder = dec
-        decoderBackward = [output] + dec.reversed()
-        encoderBackward = [heads] + enc.reversed()
-
-        for (i, l) in enc.enumerated() { l.export(as: "encoder.layers.\(i)", to: &layout) }
+        var builder = LayerBuilder()
+        // Encoder stack, then the heads.
+        let encoderSpecs = arch.encoderStack
+        let encoderNames = VAE.names(encoderSpecs, prefix: "encoder", mlp: arch.encoderLayers == nil, outputName: nil)
+        let join = arch.conditionsEncoder && !arch.labelJoinsInput ? (classes: arch.classes, name: "encoder.label") : nil
+        let trunk = LayerSequence(encoderSpecs, input: arch.labelJoinsInput ? .flat(arch.encoderInputWidth) : arch.inputShape,
+                                  names: { encoderNames[$0] }, builder: &builder, join: join)
+        heads = Linear(inFeatures: trunk.outputShape.count, outFeatures: arch.headsWidth, layout: &builder.parameters)
+        encoder = LayerSequence(layers: trunk.layers + [heads], input: trunk.inputShape)
         let hidden = heads.inFeatures, latent = arch.latent
         switch arch.latentKind {
         case .gaussian:
-            layout.export("encoder.mean.weight", shape: [latent, hidden], offset: heads.weightOffset)
-            layout.export("encoder.mean.bias", shape: [latent], offset: heads.biasOffset)
-            layout.export("encoder.logvar.weight", shape: [latent, hidden], offset: heads.weightOffset + latent * hidden)
-            layout.export("encoder.logvar.bias", shape: [latent], offset: heads.biasOffset + latent)
+            builder.parameters.export("encoder.mean.weight", shape: [latent, hidden], offset: heads.weightOffset)
+            builder.parameters.export("encoder.mean.bias", shape: [latent], offset: heads.biasOffset)
+            builder.parameters.export("encoder.logvar.weight", shape: [latent, hidden], offset: heads.weightOffset + latent * hidden)
+            builder.parameters.export("encoder.logvar.bias", shape: [latent], offset: heads.biasOffset + latent)
         case .categorical:
-            heads.export(as: "encoder.logits", to: &layout)
+            heads.export(as: "encoder.logits", to: &builder.parameters)
         }
-        for (i, l) in dec.enumerated() { l.export(as: "decoder.layers.\(i)", to: &layout) }
-        output.export(as: "decoder.out", to: &layout)
-        self.layout = layout
+        let decoderSpecs = arch.decoderStack
+        let decoderNames = VAE.names(decoderSpecs, prefix: "decoder", mlp: arch.decoderLayers == nil, outputName: "decoder.out")
+        decoder = LayerSequence(decoderSpecs, input: .flat(arch.decoderInputWidth), names: { decoderNames[$0] },
+                                builder: &builder, join: nil)
+        precondition(decoder.outputShape.count == arch.inputDim,
+                     "decoder stack ends at \(decoder.outputShape) (\(decoder.outputShape.count) values), the input has \(arch.inputDim)")
+        if let last = decoder.compute.last {
+            precondition(!decoder.layers[last].backwardReadsOutput,
+                         "the decoder's last layer (\(decoder.layers[last].name)) must output logits: the loss applies the sigmoid itself")
+        }
+        precondition(!decoder.compute.isEmpty, "the decoder stack needs at least one layer with parameters")
+        layout = builder.parameters
+        stateLayout = builder.state
     }
+
+    /// Public names of a stack's specs: nn.Sequential positions for explicit stacks; for the
+    /// MLP form, Linear layers counted on their own and the last one named `outputName`.
+    static func names(_ specs: [LayerSpec], prefix: String, mlp: Bool, outputName: String?) -> [String] {
+        guard mlp else { return specs.indices.map { "\(prefix).layers.\($0)" } }
+        var ordinal = 0
+        let lastParameterized = specs.lastIndex { $0.hasParameters }
+        return specs.indices.map { i in
+            if let outputName, i == lastParameterized { return outputName }
+            defer { if specs[i].hasParameters { ordinal += 1 } }
+            return "\(prefix).layers.\(ordinal)"
+        }
+    }
+
+    /// Every layer, encoder (with heads) then decoder: the parameter memory order.
+    public var layers: [any Layer] { encoder.layers + decoder.layers }
 
     /// Floats in the flat parameter buffer (including alignment padding, which stays zero).
     public var parameterCount: Int { layout.totalCount }
+    /// Floats in the flat state buffer (0 without BatchNorm).
+    public var stateCount: Int { stateLayout.totalCount }
 
     /// Trainable parameters, excluding padding.
     public var trainableCount: Int { layout.exported.reduce(0) { $0 + $1.count } }
 
-    /// Floating-point operations of one training step per sample (forward, plus backward at
-    /// twice the forward cost, minus the first layer's unused input gradient).
+    /// FLOPs of the products (sgemm work: Linear, Conv) of one training step per sample:
+    /// forward, plus backward at twice the forward cost, minus the first working layer's input
+    /// gradient, which is never computed. Elementwise passes are not counted.
     public var trainingFlopsPerSample: Int {
-        let all = encoder + [heads] + decoder + [output]
-        let forward = all.reduce(0) { $0 + $1.flopsPerRow }
-        return 3 * forward - (encoder.first ?? heads).flopsPerRow
+        let forward = layers.reduce(0) { $0 + $1.flopsPerRow }
+        let skipped = encoder.compute.first.map { encoder.layers[$0].inputGradientFlopsPerRow } ?? 0
+        return 3 * forward - skipped
     }
 
-    /// Same init as PyTorch's nn.Linear defaults, drawn from `seed` layer by layer.
+    /// PyTorch's default init (Linear and Conv kaiming-uniform a = sqrt(5), i.e. uniform
+    /// +-1/sqrt(fan_in), bias the same; BatchNorm weight 1, bias 0), drawn from `seed` layer by
+    /// layer in parameter order.
     public func initialize(_ params: UnsafeMutablePointer<Float>, seed: UInt64) {
         var rng = SplitMix64(seed: seed)
-        for l in encoder + [heads] + decoder + [output] { l.initialize(params, rng: &rng) }
+        for l in layers { l.initialize(params, rng: &rng) }
+    }
+
+    /// Initial non-trainable state: running means 0, running variances 1, batch counts 0.
+    public func initializeState(_ state: UnsafeMutablePointer<Float>) {
+        for l in layers { l.initializeState(state) }
+    }
+
+    func context(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, state: UnsafeMutablePointer<Float>?, mode: ForwardMode,
+                 updates: Bool, reducer: (any BatchStatisticsReducer)?) -> LayerContext {
+        LayerContext(params: p, state: state, mode: mode, updatesRunningStatistics: updates, reducer: reducer,
+                     ids: ws.ids, labels: ws.labels, noiseKey: ws.noiseKey, capacity: ws.capacity, scratch: ws.latentScratch)
     }
 
     // MARK: Forward pieces
 
     /// encoder input -> ws.heads ([mean | logvar] per row, or the K category logits).
-    public func encode(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int) {
-        var x = UnsafePointer(ws.encoderInput.base)
-        for (i, layer) in encoder.enumerated() {
-            let y = ws.encoderHidden[i].base
-            layer.forwardNoBias(p, x: x, y: y, rows: rows)
-            architecture.activation.biasForward(y, bias: p + layer.biasOffset, rows: rows, width: layer.outFeatures)
-            x = UnsafePointer(y)
-        }
-        heads.forward(p, x: x, y: ws.heads.base, rows: rows)
+    /// Eval mode by default (BatchNorm uses the running statistics in `state`).
+    public func encode(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int, state: UnsafeMutablePointer<Float>? = nil,
+                       mode: ForwardMode = .eval, reducer: (any BatchStatisticsReducer)? = nil) {
+        encoder.forward(ws.encoderBuffers, rows: rows, context(p, ws, state: state, mode: mode, updates: false, reducer: reducer))
     }
 
     /// z = mean + std * eps (or, categorical, y = softmax((logits + Gumbel(eps)) / temperature))
@@ -103,83 +145,90 @@ public final class VAE: Sendable {
         case .categorical:
             return CategoricalLatent.sample(logits: ws.heads.base, eps: ws.eps.base, y: ws.decoderInput.base,
                                             yStride: architecture.decoderInputWidth, rows: rows, categories: architecture.latent,
-                                            temperature: ws.temperature, rowKL: ws.rowKL.base)
+                                            temperature: ws.temperature, rowKL: ws.rowKL.base, scratch: ws.categoricalScratch)
         }
     }
 
-    /// decoder input -> ws.logits.
-    public func decode(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int) {
-        var x = UnsafePointer(ws.decoderInput.base)
-        for (i, layer) in decoder.enumerated() {
-            let y = ws.decoderHidden[i].base
-            layer.forwardNoBias(p, x: x, y: y, rows: rows)
-            architecture.activation.biasForward(y, bias: p + layer.biasOffset, rows: rows, width: layer.outFeatures)
-            x = UnsafePointer(y)
+    /// decoder input -> ws.logits. Eval mode by default.
+    public func decode(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int, state: UnsafeMutablePointer<Float>? = nil,
+                       mode: ForwardMode = .eval, reducer: (any BatchStatisticsReducer)? = nil) {
+        decoder.forward(ws.decoderBuffers, rows: rows, context(p, ws, state: state, mode: mode, updates: false, reducer: reducer))
+    }
+
+    /// Per-row reconstruction terms into ws.rowBCE and their sum; with `gradientScale`, ws.logits
+    /// becomes gradientScale * d(reconstruction)/d(logits) in the same pass.
+    func reconstruction(_ ws: VAEWorkspace, rows: Int, gradientScale: Float?) -> Double {
+        let a = architecture
+        switch a.reconstruction {
+        case .bce:
+            return BinaryCrossEntropy.evaluate(logits: ws.logits.base, targets: ws.encoderInput.base,
+                                               targetStride: a.encoderInputWidth, rows: rows,
+                                               width: a.inputDim, gradientScale: gradientScale, rowLoss: ws.rowBCE.base)
+        case .mse:
+            return SquaredError.evaluate(logits: ws.logits.base, targets: ws.encoderInput.base,
+                                         targetStride: a.encoderInputWidth, rows: rows,
+                                         width: a.inputDim, gradientScale: gradientScale, rowLoss: ws.rowBCE.base)
         }
-        output.forward(p, x: x, y: ws.logits.base, rows: rows)
     }
 
     // MARK: Loss
 
     /// Forward pass and loss of `rows` samples (no gradients). The caller fills the encoder
-    /// input, the decoder input's label columns and `eps`. Per-row terms land in ws.rowBCE / ws.rowKL.
-    public func loss(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int) -> BatchLoss {
-        encode(p, ws, rows: rows)
+    /// input, the labels (setLabel) and `eps`. Per-row terms land in ws.rowBCE / ws.rowKL
+    /// (rowBCE holds the reconstruction term, BCE or squared error). Eval mode by default;
+    /// `.training` gives the objective the gradient follows (batch statistics, dropout masks)
+    /// without touching the running statistics.
+    public func loss(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int, state: UnsafeMutablePointer<Float>? = nil,
+                     mode: ForwardMode = .eval, reducer: (any BatchStatisticsReducer)? = nil) -> BatchLoss {
+        let c = context(p, ws, state: state, mode: mode, updates: false, reducer: reducer)
+        encoder.forward(ws.encoderBuffers, rows: rows, c)
         let kl = sampleLatent(ws, rows: rows)
-        decode(p, ws, rows: rows)
-        let bce = BinaryCrossEntropy.evaluate(logits: ws.logits.base, targets: ws.encoderInput.base,
-                                              targetStride: architecture.encoderInputWidth, rows: rows,
-                                              width: architecture.inputDim, gradientScale: nil, rowLoss: ws.rowBCE.base)
-        return BatchLoss(bce: bce, kl: kl, rows: rows)
+        decoder.forward(ws.decoderBuffers, rows: rows, c)
+        return BatchLoss(bce: reconstruction(ws, rows: rows, gradientScale: nil), kl: kl, rows: rows)
     }
 
     /// Loss and gradient of `rows` samples. Gradients are of `scale * sum over rows of
-    /// (bce + beta * kl)`: with scale = 1 / global batch, summing every rank's gradient gives
-    /// the gradient of the global batch mean. `accumulate` adds to `grads` instead of overwriting.
+    /// (reconstruction + beta * kl)`: with scale = 1 / global batch, summing every rank's
+    /// gradient gives the gradient of the global batch mean. `accumulate` adds to `grads`
+    /// instead of overwriting.
     public func lossAndGradient(_ p: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ ws: VAEWorkspace,
-                                rows: Int, scale: Float, beta: Float, accumulate: Bool) -> BatchLoss {
-        let loss = forwardForTraining(p, ws, rows: rows, scale: scale)
-        backward(p, g, ws, rows: rows, scale: scale, beta: beta, accumulate: accumulate) { _ in }
+                                rows: Int, scale: Float, beta: Float, accumulate: Bool,
+                                state: UnsafeMutablePointer<Float>? = nil, reducer: (any BatchStatisticsReducer)? = nil) -> BatchLoss {
+        let loss = forwardForTraining(p, ws, rows: rows, scale: scale, state: state, reducer: reducer)
+        backward(p, g, ws, rows: rows, scale: scale, beta: beta, accumulate: accumulate, reducer: reducer) { _ in }
         return loss
     }
 
-    /// The forward half of a training step: activations are kept in `ws`, and ws.logits ends
-    /// up holding scale * dL/dlogits (BCE and its gradient share one pass).
-    public func forwardForTraining(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int, scale: Float) -> BatchLoss {
-        let arch = architecture
-        encode(p, ws, rows: rows)
+    /// The forward half of a training step (training mode): activations are kept in `ws`, and
+    /// ws.logits ends up holding scale * dL/dlogits (loss and its gradient share one pass).
+    /// BatchNorm uses batch statistics (summed across ranks through `reducer` when given: SyncBN)
+    /// and updates the running statistics in `state` when given; Dropout masks are keyed by
+    /// (ws.seed, ws.step, sample id, layer, element).
+    public func forwardForTraining(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int, scale: Float,
+                                   state: UnsafeMutablePointer<Float>? = nil,
+                                   reducer: (any BatchStatisticsReducer)? = nil) -> BatchLoss {
+        let c = context(p, ws, state: state, mode: .training, updates: true, reducer: reducer)
+        encoder.forward(ws.encoderBuffers, rows: rows, c)
         let kl = sampleLatent(ws, rows: rows)
-        decode(p, ws, rows: rows)
-        let bce = BinaryCrossEntropy.evaluate(logits: ws.logits.base, targets: ws.encoderInput.base,
-                                              targetStride: arch.encoderInputWidth, rows: rows,
-                                              width: arch.inputDim, gradientScale: scale, rowLoss: ws.rowBCE.base)
-        return BatchLoss(bce: bce, kl: kl, rows: rows)
+        decoder.forward(ws.decoderBuffers, rows: rows, c)
+        return BatchLoss(bce: reconstruction(ws, rows: rows, gradientScale: scale), kl: kl, rows: rows)
     }
 
-    /// The backward half: from ws.logits (already dL/dlogits) down to the first layer.
-    /// Layers finish in reverse memory order; after each, `finished(offset)` reports that every
-    /// gradient at or above `offset` in the flat buffer is final, so a caller can start
-    /// reducing those while the rest is computed.
+    /// The backward half: from ws.logits (already dL/dlogits) down to the first layer; pass the
+    /// same `reducer` as the forward (BatchNorm sums its input-gradient terms through it).
+    /// Layers finish in reverse memory order; after each layer with parameters,
+    /// `finished(offset)` reports that every gradient at or above `offset` in the flat buffer is
+    /// final, so a caller can start reducing those while the rest is computed.
     @inline(__always)
     public func backward(_ p: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ ws: VAEWorkspace,
-                         rows: Int, scale: Float, beta: Float, accumulate: Bool, finished: (Int) -> Void) {
+                         rows: Int, scale: Float, beta: Float, accumulate: Bool,
+                         reducer: (any BatchStatisticsReducer)? = nil, finished: (Int) -> Void) {
         let arch = architecture
-        // Decoder, top down. dy and dx alternate between the two scratch buffers.
-        var dy = ws.logits.base
-        var spare = ws.scratchA.base, other = ws.scratchB.base
-        for (k, layer) in decoderBackward.enumerated() {
-            let index = decoder.count - k          // hidden index feeding this layer's input
-            let isFirst = index == 0
-            let x: UnsafePointer<Float> = isFirst ? UnsafePointer(ws.decoderInput.base) : UnsafePointer(ws.decoderHidden[index - 1].base)
-            let dx = isFirst ? ws.dDecoderInput.base : spare
-            if k > 0 {
-                arch.activation.backward(dy, outputs: ws.decoderHidden[index].base, count: rows * layer.outFeatures)
-            }
-            layer.backward(p, grads: g, x: x, dy: dy, dx: dx, rows: rows, accumulate: accumulate)
-            finished(layer.weightOffset)
-            if !isFirst { dy = dx; swap(&spare, &other) }
-        }
-
+        var c = context(p, ws, state: nil, mode: .training, updates: false, reducer: reducer)
+        c.grads = g
+        c.accumulate = accumulate
+        decoder.backward(ws.decoderBuffers, dy: ws.logits.base, dInput: ws.dDecoderInput.base,
+                         spare: ws.scratchA.base, other: ws.scratchB.base, rows: rows, c, finished: finished)
         switch arch.latentKind {
         case .gaussian:
             GaussianLatent.backward(heads: ws.heads.base, eps: ws.eps.base, dz: ws.dDecoderInput.base,
@@ -188,102 +237,18 @@ public final class VAE: Sendable {
         case .categorical:
             CategoricalLatent.backward(logits: ws.heads.base, eps: ws.eps.base, dy: ws.dDecoderInput.base,
                                        dyStride: arch.decoderInputWidth, dLogits: ws.dHeads.base, rows: rows,
-                                       categories: arch.latent, temperature: ws.temperature, klScale: beta * scale)
+                                       categories: arch.latent, temperature: ws.temperature, klScale: beta * scale,
+                                       scratch: ws.categoricalScratch)
         }
-
-        // Encoder, top down; the first layer's input gradient is never needed.
-        dy = ws.dHeads.base
-        for (k, layer) in encoderBackward.enumerated() {
-            let index = encoder.count - k
-            let isFirst = index == 0
-            let x: UnsafePointer<Float> = isFirst ? UnsafePointer(ws.encoderInput.base) : UnsafePointer(ws.encoderHidden[index - 1].base)
-            if k > 0 {
-                arch.activation.backward(dy, outputs: ws.encoderHidden[index].base, count: rows * layer.outFeatures)
-            }
-            let dx: UnsafeMutablePointer<Float>? = isFirst ? nil : spare
-            layer.backward(p, grads: g, x: x, dy: dy, dx: dx, rows: rows, accumulate: accumulate)
-            finished(layer.weightOffset)
-            if let dx { dy = dx; swap(&spare, &other) }
-        }
+        // The first working encoder layer's input gradient is never needed.
+        encoder.backward(ws.encoderBuffers, dy: ws.dHeads.base, dInput: nil,
+                         spare: ws.scratchA.base, other: ws.scratchB.base, rows: rows, c, finished: finished)
     }
 
     /// Offsets where each layer's block (weights, then bias) starts, in backward order: the
     /// points at which `backward` reports progress.
-    public var backwardBoundaries: [Int] { (decoderBackward + encoderBackward).map(\.weightOffset) }
-}
-
-/// Preallocated activations and scratch for up to `capacity` rows: a step allocates nothing.
-public final class VAEWorkspace {
-    public let capacity: Int
-    /// [capacity, encoderInputWidth]: pixels in [0, 1], then the one-hot label if conditioned.
-    public let encoderInput: FloatBuffer
-    /// [capacity, decoderInputWidth]: z (written by the model), then the one-hot label if conditioned.
-    public let decoderInput: FloatBuffer
-    /// [capacity, latent]: reparameterization noise (standard normal), filled by the caller.
-    /// A categorical latent turns it into Gumbel noise through the normal CDF.
-    public let eps: FloatBuffer
-    /// [capacity, 2 * latent]: mean | logvar; for a categorical latent, rows of K logits
-    /// (`headsWidth` floats apart; the buffer keeps the Gaussian size so 2 * latent readers stay in bounds).
-    public let heads: FloatBuffer
-    /// Gumbel-softmax temperature tau (categorical latent only).
-    public var temperature: Float = 1
-    /// [capacity, inputDim]: decoder logits; after a training step, their gradient.
-    public let logits: FloatBuffer
-    /// Per-row BCE and KL of the last pass.
-    public let rowBCE: FloatBuffer
-    public let rowKL: FloatBuffer
-    /// Sample ids of the rows (dataset indices), used to key the noise.
-    public let ids: UnsafeMutablePointer<Int32>
-    /// Labels of the rows.
-    public let labels: UnsafeMutablePointer<Int32>
-
-    let encoderHidden: [FloatBuffer]
-    let decoderHidden: [FloatBuffer]
-    let scratchA: FloatBuffer
-    let scratchB: FloatBuffer
-    let dDecoderInput: FloatBuffer
-    let dHeads: FloatBuffer
-
-    public init(architecture a: VAEArchitecture, capacity: Int) {
-        self.capacity = capacity
-        encoderInput = FloatBuffer(count: capacity * a.encoderInputWidth)
-        decoderInput = FloatBuffer(count: capacity * a.decoderInputWidth)
-        eps = FloatBuffer(count: capacity * a.latent)
-        heads = FloatBuffer(count: capacity * 2 * a.latent)
-        logits = FloatBuffer(count: capacity * a.inputDim)
-        rowBCE = FloatBuffer(count: capacity)
-        rowKL = FloatBuffer(count: capacity)
-        encoderHidden = a.encoderHidden.map { FloatBuffer(count: capacity * $0) }
-        decoderHidden = a.decoderHidden.map { FloatBuffer(count: capacity * $0) }
-        let widest = (a.encoderHidden + a.decoderHidden + [1]).max()!
-        scratchA = FloatBuffer(count: capacity * widest)
-        scratchB = FloatBuffer(count: capacity * widest)
-        dDecoderInput = FloatBuffer(count: capacity * a.decoderInputWidth)
-        dHeads = FloatBuffer(count: capacity * 2 * a.latent)
-        ids = .allocate(capacity: max(capacity, 1))
-        ids.initialize(repeating: 0, count: max(capacity, 1))
-        labels = .allocate(capacity: max(capacity, 1))
-        labels.initialize(repeating: 0, count: max(capacity, 1))
-    }
-
-    deinit {
-        ids.deallocate()
-        labels.deallocate()
-    }
-
-    /// Writes the one-hot label columns of row `row` into the encoder and/or decoder inputs.
-    @inline(__always)
-    public func setLabel(row: Int, label: Int, architecture a: VAEArchitecture) {
-        labels[row] = Int32(label)
-        if a.conditionsEncoder {
-            let base = encoderInput.base + row * a.encoderInputWidth + a.inputDim
-            base.update(repeating: 0, count: a.classes)
-            base[label] = 1
-        }
-        if a.conditionsDecoder {
-            let base = decoderInput.base + row * a.decoderInputWidth + a.latent
-            base.update(repeating: 0, count: a.classes)
-            base[label] = 1
-        }
+    public var backwardBoundaries: [Int] {
+        (decoder.compute.reversed().map { decoder.layers[$0] } + encoder.compute.reversed().map { encoder.layers[$0] })
+            .compactMap(\.parameterOffset)
     }
 }

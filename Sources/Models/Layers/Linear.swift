@@ -4,19 +4,52 @@ import COpenBLAS
 /// W stored [out, in] row-major and b [out], both inside the flat parameter buffer.
 ///
 /// All products go through cblas_sgemm on the flat buffers; transposes are sgemm flags,
-/// never copies.
-public struct Linear: Sendable {
+/// never copies. A ReLU or LeakyReLU that follows a Linear in a stack is fused into it
+/// (`activation`): the bias add and the activation share one pass over the output, and
+/// backward scales dy by the activation's derivative read off the stored output. This is the
+/// MLP VAE's fast path, with exactly the float operations it always had.
+public final class Linear: Layer {
     public let inFeatures: Int
     public let outFeatures: Int
+    public let name: String
+    /// Fused activation applied after the bias; nil for a plain affine layer (heads, outputs).
+    public let activation: Activation?
     /// Offsets of W and b in the parameter (and, identically, the gradient) buffer.
     public let weightOffset: Int
     public let biasOffset: Int
 
-    public init(inFeatures: Int, outFeatures: Int, layout: inout ParameterLayout) {
+    /// Reserves W then b. With a non-empty `name` the layer exports them as `name.weight` and
+    /// `name.bias`; an empty name leaves exporting to the caller (the fused VAE heads).
+    public init(inFeatures: Int, outFeatures: Int, name: String = "", activation: Activation? = nil,
+                layout: inout ParameterLayout) {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
+        self.name = name
+        self.activation = activation
         weightOffset = layout.reserve(inFeatures * outFeatures)
         biasOffset = layout.reserve(outFeatures)
+        if !name.isEmpty { export(as: name, to: &layout) }
+    }
+
+    public var inputShape: TensorShape { .flat(inFeatures) }
+    public var outputShape: TensorShape { .flat(outFeatures) }
+    public var parameterOffset: Int? { weightOffset }
+    public var inputGradientFlopsPerRow: Int { flopsPerRow }
+    public var backwardReadsOutput: Bool { activation != nil }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, _ c: LayerContext) {
+        if let activation {
+            forwardNoBias(c.params, x: x, y: y, rows: rows)
+            activation.biasForward(y, bias: c.params + biasOffset, rows: rows, width: outFeatures)
+        } else {
+            forward(c.params, x: x, y: y, rows: rows)
+        }
+    }
+
+    public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
+                         _ dx: UnsafeMutablePointer<Float>?, rows: Int, _ c: LayerContext) {
+        activation?.backward(dy, outputs: y, count: rows * outFeatures)
+        backward(c.params, grads: c.grads!, x: x, dy: dy, dx: dx, rows: rows, accumulate: c.accumulate)
     }
 
     /// Exports the layer under `name.weight` and `name.bias`.
@@ -89,8 +122,3 @@ public struct Linear: Sendable {
     public var flopsPerRow: Int { 2 * inFeatures * outFeatures }
 }
 
-/// The number of threads OpenBLAS uses in this process.
-public enum BLASThreads {
-    public static func set(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
-    public static var current: Int { Int(openblas_get_num_threads()) }
-}
