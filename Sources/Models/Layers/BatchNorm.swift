@@ -167,7 +167,7 @@ public final class BatchNorm: Layer {
                 let o = (r * C + ch) * S
                 let k1 = Double(gamma[ch]) * istd[ch]
                 let a = Float(k1), b = Float(k1 * sums[ch] / n)
-                let m = mean[ch], e = sums[C + ch] / n * istd[ch]
+                let m = mean[ch], e = sums[C + ch] / n   // mean of dy xhat
                 for k in 0..<S {
                     let xhat = (Double(x[o + k]) - m) * istd[ch]
                     dx[o + k] = a * dy[o + k] - b - Float(k1 * xhat * e)
