@@ -21,8 +21,8 @@ struct GradientCheckTests {
     ]
 
     /// Builds a workspace with random pixels, labels and noise for `rows` samples.
-    static func batch(_ a: VAEArchitecture, rows: Int, seed: UInt64) -> VAEWorkspace {
-        let ws = VAEWorkspace(architecture: a, capacity: rows)
+    static func batch(_ a: VAEArchitecture, rows: Int, seed: UInt64, model: VAE? = nil) -> VAEWorkspace {
+        let ws = model.map { VAEWorkspace(model: $0, capacity: rows) } ?? VAEWorkspace(architecture: a, capacity: rows)
         var rng = SplitMix64(seed: seed)
         for r in 0..<rows {
             for j in 0..<a.inputDim {
@@ -31,6 +31,7 @@ struct GradientCheckTests {
                 ws.encoderInput.base[r * a.encoderInputWidth + j] = u < 0.3 ? 0 : (u > 0.8 ? 1 : u)
             }
             ws.setLabel(row: r, label: rng.below(a.classes), architecture: a)
+            ws.ids[r] = Int32(1000 + 13 * r)
             for j in 0..<a.latent { ws.eps.base[r * a.latent + j] = rng.uniform(-2, 2) }
         }
         // A temperature away from 1 so the check exercises the 1 / tau factor.
