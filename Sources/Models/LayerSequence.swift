@@ -101,10 +101,3 @@ public struct LayerSequence: Sendable {
         }
     }
 }
-
-/// One workspace's pointers for one LayerSequence: per layer input, output and scratch.
-struct StackBuffers {
-    var inputs: [UnsafeMutablePointer<Float>]
-    var outputs: [UnsafeMutablePointer<Float>]
-    var scratch: [UnsafeMutableRawPointer]
-}

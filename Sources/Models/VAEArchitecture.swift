@@ -1,22 +1,3 @@
-/// Which parts of a VAE see the one-hot label.
-public enum Conditioning: String, CaseIterable, Sendable {
-    /// Encoder input [x | y] and decoder input [z | y]: the conditional VAE of seed 000.
-    case both
-    /// Only the decoder sees the label (seed 002's VAE_Cond).
-    case decoder
-    /// A plain, unconditional VAE.
-    case none
-}
-
-/// The posterior family of the latent code.
-public enum LatentKind: String, CaseIterable, Sendable {
-    /// Diagonal Gaussian q(z|x) with a N(0, I) prior; `latent` is the dimension of z.
-    case gaussian
-    /// Categorical q(c|x) relaxed with Gumbel-softmax, uniform prior; `latent` is the number
-    /// of categories K (the decoder sees the relaxed one-hot sample y).
-    case categorical
-}
-
 /// The shape of a VAE: everything needed to lay out and run its parameters.
 ///
 /// Two ways to give the encoder and decoder: the MLP fields (`encoderHidden`, `decoderHidden`,
