@@ -77,9 +77,7 @@ public final class BatchNorm: Layer {
             sums.update(repeating: 0, count: 2 * C + 1)
             for r in 0..<rows {
                 for ch in 0..<C {
-                    let plane = x + (r * C + ch) * S
-                    var s = 0.0, q = 0.0
-                    for k in 0..<S { let v = Double(plane[k]); s += v; q += v * v }
+                    let (s, q) = BatchNorm.sums(x + (r * C + ch) * S, x + (r * C + ch) * S, count: S)
                     sums[ch] += s
                     sums[C + ch] += q
                 }
@@ -134,21 +132,17 @@ public final class BatchNorm: Layer {
         let mean = sums + 2 * C + 1, istd = mean + C
         let n = sums[2 * C]   // global count of the forward pass (kept: backward sums overwrite only [0, 2C))
         // Per-channel sum dy and sum dy xhat over this rank's rows: the bias and weight gradients.
+        // sum dy xhat = istd (sum dy x - mean sum dy), in float64.
         sums.update(repeating: 0, count: 2 * C)
         for r in 0..<rows {
             for ch in 0..<C {
                 let o = (r * C + ch) * S
-                let m = mean[ch]
-                var sdy = 0.0, sdx = 0.0
-                for k in 0..<S {
-                    let g = Double(dy[o + k])
-                    sdy += g
-                    sdx += g * (Double(x[o + k]) - m)
-                }
+                let (sdy, sdyx) = BatchNorm.sums(dy + o, x + o, count: S)
                 sums[ch] += sdy
-                sums[C + ch] += sdx * istd[ch]
+                sums[C + ch] += sdyx
             }
         }
+        for ch in 0..<C { sums[C + ch] = istd[ch] * (sums[C + ch] - mean[ch] * sums[ch]) }
         let g = c.grads!
         for ch in 0..<C {
             let dw = Float(sums[C + ch]), db = Float(sums[ch])
@@ -160,19 +154,40 @@ public final class BatchNorm: Layer {
         }
         guard let dx else { return }
         c.reducer?.sum(sums, count: 2 * C)
-        // dx = gamma istd / N (N dy - sum dy - xhat sum(dy xhat)), sums over the global batch.
+        // dx = gamma istd / N (N dy - sum dy - xhat sum(dy xhat)), sums over the global batch;
+        // per channel that is dx = a dy - b x + d with a = gamma istd, b = a istd mean(dy xhat),
+        // d = b mean - a mean(dy), one float pass.
         let gamma = c.params + weightOffset
         for r in 0..<rows {
             for ch in 0..<C {
                 let o = (r * C + ch) * S
                 let k1 = Double(gamma[ch]) * istd[ch]
-                let a = Float(k1), b = Float(k1 * sums[ch] / n)
-                let m = mean[ch], e = sums[C + ch] / n   // mean of dy xhat
-                for k in 0..<S {
-                    let xhat = (Double(x[o + k]) - m) * istd[ch]
-                    dx[o + k] = a * dy[o + k] - b - Float(k1 * xhat * e)
-                }
+                let k3 = k1 * istd[ch] * sums[C + ch] / n
+                let a = Float(k1), b = Float(k3), d = Float(k3 * mean[ch] - k1 * sums[ch] / n)
+                for k in 0..<S { dx[o + k] = a * dy[o + k] - b * x[o + k] + d }
             }
         }
+    }
+
+    /// (sum u, sum u v) over `count` floats in float64, eight lanes at a time (sum x and
+    /// sum x^2 when u and v are the same plane).
+    @inline(__always)
+    static func sums(_ u: UnsafePointer<Float>, _ v: UnsafePointer<Float>, count: Int) -> (Double, Double) {
+        var s = SIMD8<Double>(), q = SIMD8<Double>()
+        var k = 0
+        while k + 8 <= count {
+            let a = SIMD8<Double>(FastMath.load(u + k)), b = SIMD8<Double>(FastMath.load(v + k))
+            s += a
+            q += a * b
+            k += 8
+        }
+        var ss = s.sum(), qq = q.sum()
+        while k < count {
+            let a = Double(u[k])
+            ss += a
+            qq += a * Double(v[k])
+            k += 1
+        }
+        return (ss, qq)
     }
 }
