@@ -126,12 +126,12 @@ struct EvalCommand: ParsableCommand {
         var sums: EvaluationSums
         var tally: ClusterTally?
         if categorical {
-            let all = CategoricalEvaluation.run(model: trained.model, params: trained.params.base, shard: shard,
+            let all = CategoricalEvaluation.run(model: trained.model, params: trained.params.base, state: trained.state.base, shard: shard,
                                                 posteriorMean: posteriorMean).summed(over: comm)
             sums = all.sums
             tally = all.tally
         } else {
-            let mine = Evaluation.run(model: trained.model, params: trained.params.base, shard: shard, samples: samples,
+            let mine = Evaluation.run(model: trained.model, params: trained.params.base, state: trained.state.base, shard: shard, samples: samples,
                                       posteriorMean: posteriorMean, seed: UInt64(seed))
             sums = EvaluationSums(values: comm.sum(mine.values))
         }

@@ -60,7 +60,7 @@ struct GenerateCommand: ParsableCommand {
         guard Launch.isWriter else { return }  // single-process work: the other ranks of an mpirun job stop at once
         let trained = try model.load()
         let a = trained.architecture
-        let runner = ModelRunner(model: trained.model, params: trained.params.base)
+        let runner = trained.runner
         if a.latentKind == .categorical { return try writeCategories(runner, a) }
         var choice = label
         if !a.conditionsDecoder {
@@ -74,7 +74,7 @@ struct GenerateCommand: ParsableCommand {
         switch choice {
         case .all?:
             if count != nil { AnalysisCLI.note("--count is ignored with --label all (the grid has \(a.classes) rows of --cols \(cols) draws)") }
-            let cells = Generator(model: trained.model, params: trained.params.base).labelGrid(cols: cols, seed: UInt64(seed))
+            let cells = Generator(model: trained.model, params: trained.params.base, state: trained.state.base).labelGrid(cols: cols, seed: UInt64(seed))
             try AnalysisCLI.grid(rows: a.classes, cols: cols, a).writePNG(cells, to: output.out)
         case let .one(l)?:
             try writeSamples(runner, label: l, a)

@@ -65,7 +65,7 @@ struct ManifoldCommand: ParsableCommand {
             throw AnalysisError.needsGaussianLatent(path: trained.path, what: "a latent manifold", categories: a.latent)
         }
         guard a.latent == 2 else { throw AnalysisError.latentNotTwo(path: trained.path, latent: a.latent) }
-        let runner = ModelRunner(model: trained.model, params: trained.params.base)
+        let runner = trained.runner
 
         if let out {
             var labels: [Int?] = [nil]

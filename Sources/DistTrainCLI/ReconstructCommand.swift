@@ -51,7 +51,7 @@ struct ReconstructCommand: ParsableCommand {
             guard n <= total else { throw AnalysisError.countTooLarge(what: "--count", count: n, available: total, path: files.testImages) }
             return 0..<n
         }
-        let runner = ModelRunner(model: trained.model, params: trained.params.base)
+        let runner = trained.runner
         let locals = Array(0..<n)
         let recon = try runner.reconstruct(shard, locals: locals)
         let originals = locals.flatMap { ModelRunner.pixels(shard, local: $0) }

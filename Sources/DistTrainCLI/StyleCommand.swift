@@ -55,7 +55,7 @@ struct StyleCommand: ParsableCommand {
         let trained = try model.load()
         let a = trained.architecture
         guard a.conditionsDecoder else { throw AnalysisError.unconditional(path: trained.path, what: "style transfer") }
-        let runner = ModelRunner(model: trained.model, params: trained.params.base)
+        let runner = trained.runner
         let files = data.files
         if let index = testIndex {
             let shard = try files.test(classes: a.classes) { total in

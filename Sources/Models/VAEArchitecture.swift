@@ -71,7 +71,7 @@ public struct VAEArchitecture: Equatable, Sendable {
     /// Encoder head outputs per row: [mean | logvar] (2 * latent) or the K category logits.
     public var headsWidth: Int { latentKind == .gaussian ? 2 * latent : latent }
 
-    static func mlp(_ hidden: [Int], _ activation: Activation) -> [LayerSpec] {
+    public static func mlp(_ hidden: [Int], _ activation: Activation) -> [LayerSpec] {
         hidden.flatMap { h -> [LayerSpec] in
             switch activation {
             case .relu: return [.linear(out: h), .relu]

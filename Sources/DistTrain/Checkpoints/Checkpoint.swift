@@ -8,10 +8,18 @@ import Glibc
 /// Each file is written atomically and the directory is renamed into place last, so a crash
 /// never leaves a checkpoint that looks complete but is not.
 public enum Checkpoint {
-    /// Writes the model tensors (PyTorch names, [out, in] weights) with the architecture in the metadata.
-    public static func writeModel(_ model: VAE, params: UnsafePointer<Float>, to path: String, extra: [(String, String)] = []) throws {
-        let entries = model.layout.exported.map {
+    /// Writes the model tensors (PyTorch names and layouts) with the architecture in the metadata,
+    /// then the BatchNorm state (`running_mean`, `running_var`, `num_batches_tracked`, all float32:
+    /// PyTorch's `load_state_dict` copies the count into its int64 buffer).
+    public static func writeModel(_ model: VAE, params: UnsafePointer<Float>, state: UnsafePointer<Float>? = nil,
+                                  to path: String, extra: [(String, String)] = []) throws {
+        var entries = model.layout.exported.map {
             SafeTensorsEntry(name: $0.name, shape: $0.shape, values: UnsafeBufferPointer(start: params + $0.offset, count: $0.count))
+        }
+        if let state {
+            entries += model.stateLayout.exported.map {
+                SafeTensorsEntry(name: $0.name, shape: $0.shape, values: UnsafeBufferPointer(start: state + $0.offset, count: $0.count))
+            }
         }
         try SafeTensors.write(path: path, tensors: entries, metadata: [
             ("format", ModelMetadata.format),
@@ -19,19 +27,23 @@ public enum Checkpoint {
         ] + extra)
     }
 
-    /// Reads model tensors into `params` after checking the names and shapes match `model`.
-    public static func readModel(_ model: VAE, into params: UnsafeMutablePointer<Float>, from path: String) throws {
+    /// Reads model tensors into `params` (and the BatchNorm state into `state`, when the model
+    /// has any) after checking the names and shapes match `model`.
+    public static func readModel(_ model: VAE, into params: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>? = nil,
+                                 from path: String) throws {
         let file = try SafeTensors.read(path: path)
-        for slot in model.layout.exported {
+        var slots = model.layout.exported.map { ($0, params) }
+        if let state { slots += model.stateLayout.exported.map { ($0, state) } }
+        for (slot, base) in slots {
             guard let shape = file.shape(slot.name) else {
                 throw CheckpointError.architectureMismatch(path: path, detail: "tensor \"\(slot.name)\" is missing")
             }
             guard shape == slot.shape else {
                 throw CheckpointError.architectureMismatch(path: path, detail: "tensor \"\(slot.name)\" has shape \(shape), the model needs \(slot.shape)")
             }
-            try file.copy(slot.name, into: UnsafeMutableBufferPointer(start: params + slot.offset, count: slot.count))
+            try file.copy(slot.name, into: UnsafeMutableBufferPointer(start: base + slot.offset, count: slot.count))
         }
-        if let extra = file.names.first(where: { model.layout.slot(named: $0) == nil }) {
+        if let extra = file.names.first(where: { model.layout.slot(named: $0) == nil && model.stateLayout.slot(named: $0) == nil }) {
             throw CheckpointError.architectureMismatch(path: path, detail: "unexpected tensor \"\(extra)\"")
         }
     }

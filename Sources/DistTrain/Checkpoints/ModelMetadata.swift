@@ -10,6 +10,22 @@ public enum ModelMetadata {
     public static let format = "disttrain.vae.v1"
 
     public static func json(_ a: VAEArchitecture) -> JSON {
+        if a.encoderLayers != nil || a.decoderLayers != nil {
+            // A layer-stack model: the stacks themselves, in the config's layer format.
+            let shape = a.inputShape
+            return .object([
+                ("input_shape", .array([shape.channels, shape.height, shape.width].map { .number(Double($0)) })),
+                ("classes", .number(Double(a.classes))),
+                ("conditioning", .string(a.conditioning.rawValue)),
+                ("latent", .number(Double(a.latent))),
+                ("latent_kind", .string(a.latentKind.rawValue)),
+                ("reconstruction", .string(a.reconstruction.rawValue)),
+                ("encoder", LayerStackJSON.json(a.encoderStack)),
+                ("decoder", LayerStackJSON.json(a.decoderStack)),
+                ("label_joins", .string(a.labelJoinsInput ? "the input vector: [pixels/255 | one-hot]"
+                                                          : "the flattened encoder output, before the heads")),
+            ])
+        }
         var activation = "relu", slope = 0.0
         if case let .leakyReLU(s) = a.activation { activation = "leaky_relu"; slope = Double(s) }
         return .object([
@@ -32,6 +48,7 @@ public enum ModelMetadata {
         guard metadata["format"] == format, let text = metadata["config"], let j = try? JSON.parse(text) else {
             throw CheckpointError.notDisttrain(path: path)
         }
+        if j["encoder"] != nil { return try stackArchitecture(j, path: path) }
         func ints(_ key: String) throws -> [Int] {
             guard case let .array(items)? = j[key] else { throw CheckpointError.notDisttrain(path: path) }
             return try items.map {
@@ -57,5 +74,34 @@ public enum ModelMetadata {
                                encoderHidden: try ints("encoder_hidden"), decoderHidden: try ints("decoder_hidden"),
                                latent: try int("latent"), activation: act == "leaky_relu" ? .leakyReLU(slope: slope) : .relu,
                                conditioning: conditioning, latentKind: latentKind)
+    }
+
+    /// A layer-stack model's architecture; every problem is the checkpoint's, named.
+    static func stackArchitecture(_ j: JSON, path: String) throws -> VAEArchitecture {
+        func bad(_ why: String) -> CheckpointError { .architectureMismatch(path: path, detail: "its metadata's architecture: \(why)") }
+        func int(_ key: String) throws -> Int {
+            guard case let .number(d)? = j[key], d >= 1, d <= Double(1 << 24), d == d.rounded() else { throw bad("\(key) is not a positive integer") }
+            return Int(d)
+        }
+        guard case let .array(dims)? = j["input_shape"], dims.count == 3 else { throw bad("input_shape is not [C, H, W]") }
+        let shape = try dims.map { v -> Int in
+            guard case let .number(d) = v, d >= 1, d <= Double(1 << 16), d == d.rounded() else { throw bad("input_shape is not [C, H, W]") }
+            return Int(d)
+        }
+        guard case let .string(c)? = j["conditioning"], let conditioning = Conditioning(rawValue: c),
+              case let .string(k)? = j["latent_kind"], let latentKind = LatentKind(rawValue: k),
+              case let .string(r)? = j["reconstruction"], let reconstruction = Reconstruction(rawValue: r) else {
+            throw bad("conditioning, latent_kind or reconstruction missing or unknown")
+        }
+        let encoder: [LayerSpec], decoder: [LayerSpec]
+        do {
+            encoder = try LayerStackJSON.stack(j["encoder"] ?? .null, field: "encoder")
+            decoder = try LayerStackJSON.stack(j["decoder"] ?? .null, field: "decoder")
+        } catch { throw bad("\(error)") }
+        let a = VAEArchitecture(inputShape: TensorShape(shape[0], shape[1], shape[2]), classes: try int("classes"),
+                                encoder: encoder, decoder: decoder, latent: try int("latent"),
+                                conditioning: conditioning, latentKind: latentKind, reconstruction: reconstruction)
+        if let p = ArchitectureCheck.problem(a) { throw bad("\(p.field) \(p.reason)") }
+        return a
     }
 }

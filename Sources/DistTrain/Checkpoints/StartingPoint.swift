@@ -27,26 +27,28 @@ struct StartingPoint {
     }
 
     /// Fresh or `--init-from` weights on rank 0, broadcast to all.
-    func initialize(model: VAE, params: FloatBuffer) throws {
+    func initialize(model: VAE, params: FloatBuffer, state: FloatBuffer) throws {
         let initFrom = options.initFrom
         let seed = UInt64(config.training.seed)
         try comm.onWriter {
             if let file = initFrom {
-                try Checkpoint.readModel(model, into: params.base, from: file)
+                try Checkpoint.readModel(model, into: params.base, state: state.base, from: file)
             } else {
                 model.initialize(params.base, seed: seed)
             }
         }
         comm.broadcast(params.base, count: params.count, root: 0)
+        comm.broadcast(state.base, count: state.count, root: 0)
     }
 
     /// Loads a checkpoint on rank 0 and broadcasts parameters, moments and state; returns the
     /// state to continue from (`fresh` supplies this run's world size and hashes).
-    func restore(from dir: String, model: VAE, params: FloatBuffer, adam: Adam, fresh: TrainerState) throws -> TrainerState {
+    func restore(from dir: String, model: VAE, params: FloatBuffer, state: FloatBuffer, adam: Adam,
+                 fresh: TrainerState) throws -> TrainerState {
         var stateJSON: [UInt8] = []
         let seed = config.training.seed
         try comm.onWriter {
-            try Checkpoint.readModel(model, into: params.base, from: dir + "/model.safetensors")
+            try Checkpoint.readModel(model, into: params.base, state: state.base, from: dir + "/model.safetensors")
             try Checkpoint.readOptimizer(model, adam: adam, from: dir + "/optimizer.safetensors")
             let path = dir + "/trainer.json"
             let text: [UInt8]
@@ -59,6 +61,7 @@ struct StartingPoint {
             stateJSON = Array(s.json.serialized.utf8)
         }
         comm.broadcast(params.base, count: params.count, root: 0)
+        comm.broadcast(state.base, count: state.count, root: 0)
         comm.broadcast(adam.m.base, count: adam.m.count, root: 0)
         comm.broadcast(adam.v.base, count: adam.v.count, root: 0)
         let shared = comm.allgather(stateJSON)[0]

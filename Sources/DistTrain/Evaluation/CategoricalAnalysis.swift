@@ -30,15 +30,16 @@ public struct CategoricalEvaluation: Equatable, Sendable {
     /// bce + kl - nllIW = KL(q(c|x) || p(c|x)) >= 0. No noise is drawn: the result does not
     /// depend on the seed or on how records are split over ranks. For a conditional model every
     /// term is conditioned on the label y (it gives -log p(x|y)).
-    public static func run(model: VAE, params: UnsafePointer<Float>, shard: DatasetShard, posteriorMean: Bool,
+    public static func run(model: VAE, params: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>? = nil,
+                           shard: DatasetShard, posteriorMean: Bool,
                            batch: Int = 250, decodeBatch: Int = 1000) -> CategoricalEvaluation {
         let a = model.architecture
         precondition(a.latentKind == .categorical, "CategoricalEvaluation needs a categorical latent")
         let k = a.latent, dim = a.inputDim
-        let enc = VAEWorkspace(architecture: a, capacity: max(1, min(batch, shard.count)))
+        let enc = VAEWorkspace(model: model, capacity: max(1, min(batch, shard.count)))
         // Whole records per decoder pass: K rows each.
         let perPass = max(1, decodeBatch / k)
-        let dec = VAEWorkspace(architecture: a, capacity: perPass * k)
+        let dec = VAEWorkspace(model: model, capacity: perPass * k)
         var bceByCategory = [Double](repeating: 0, count: enc.capacity * k)
         var result = CategoricalEvaluation(sums: EvaluationSums(), tally: ClusterTally(clusters: k, classes: a.classes))
         let logK = log(Double(k))
@@ -47,7 +48,7 @@ public struct CategoricalEvaluation: Equatable, Sendable {
         while start < shard.count {
             let rows = min(enc.capacity, shard.count - start)
             for r in 0..<rows { shard.fill(enc, row: r, local: start + r, architecture: a) }
-            model.encode(params, enc, rows: rows)
+            model.encode(params, enc, rows: rows, state: state)
 
             // BCE_c of every (record, category) pair, perPass records per decoder pass.
             var first = 0
@@ -63,7 +64,7 @@ public struct CategoricalEvaluation: Equatable, Sendable {
                         dec.setLabel(row: row, label: label, architecture: a)
                     }
                 }
-                model.decode(params, dec, rows: n * k)
+                model.decode(params, dec, rows: n * k, state: state)
                 for i in 0..<n {
                     let targets = enc.encoderInput.base + (first + i) * a.encoderInputWidth
                     for c in 0..<k {

@@ -24,19 +24,20 @@ public enum Evaluation {
     /// Evaluates every record of `shard` (record ids are global, so the noise, and hence the
     /// result, does not depend on how the test set is split over ranks). A categorical latent
     /// is evaluated exactly instead (`CategoricalEvaluation.run`; `samples` and `seed` unused).
-    public static func run(model: VAE, params: UnsafePointer<Float>, shard: DatasetShard, samples: Int,
+    public static func run(model: VAE, params: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>? = nil,
+                           shard: DatasetShard, samples: Int,
                            posteriorMean: Bool, seed: UInt64, batch: Int = 250, decodeBatch: Int = 1000) -> EvaluationSums {
         let a = model.architecture
         if a.latentKind == .categorical {
-            return CategoricalEvaluation.run(model: model, params: params, shard: shard, posteriorMean: posteriorMean,
+            return CategoricalEvaluation.run(model: model, params: params, state: state, shard: shard, posteriorMean: posteriorMean,
                                              batch: batch, decodeBatch: decodeBatch).sums
         }
         let latent = a.latent, dim = a.inputDim
         let k = max(samples, 0)
         // Records per encoder pass; the log-weights of one pass stay below 4M doubles.
         let records = max(1, min(batch, shard.count, 4_000_000 / max(k, 1)))
-        let enc = VAEWorkspace(architecture: a, capacity: records)
-        let dec = k > 0 ? VAEWorkspace(architecture: a, capacity: max(1, decodeBatch)) : nil
+        let enc = VAEWorkspace(model: model, capacity: records)
+        let dec = k > 0 ? VAEWorkspace(model: model, capacity: max(1, decodeBatch)) : nil
         let eps = FloatBuffer(count: max(k, 1) * latent)
         let sampleIds = UnsafeMutablePointer<Int32>.allocate(capacity: max(k, 1))
         defer { sampleIds.deallocate() }
@@ -49,7 +50,7 @@ public enum Evaluation {
         while start < shard.count {
             let rows = min(enc.capacity, shard.count - start)
             for r in 0..<rows { shard.fill(enc, row: r, local: start + r, architecture: a) }
-            model.encode(params, enc, rows: rows)
+            model.encode(params, enc, rows: rows, state: state)
 
             // Negative ELBO: z into the decoder input (labels are already there), KL in float64.
             if posteriorMean {
@@ -70,7 +71,7 @@ public enum Evaluation {
                 }
                 sums.kl += kl
             }
-            model.decode(params, enc, rows: rows)
+            model.decode(params, enc, rows: rows, state: state)
             for r in 0..<rows {
                 sums.bce += bce64(logits: enc.logits.base + r * dim, targets: enc.encoderInput.base + r * a.encoderInputWidth, count: dim)
             }
@@ -81,7 +82,7 @@ public enum Evaluation {
                 var owners: [(record: Int, first: Int, rows: Int, slot: Int)] = []
                 func flush() {
                     guard pending > 0 else { return }
-                    model.decode(params, dec, rows: pending)
+                    model.decode(params, dec, rows: pending, state: state)
                     for o in owners {
                         let targets = enc.encoderInput.base + o.record * a.encoderInputWidth
                         _ = BinaryCrossEntropy.evaluate(logits: dec.logits.base + o.first * dim, targets: targets, targetStride: 0,

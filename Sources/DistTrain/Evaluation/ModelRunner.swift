@@ -9,12 +9,15 @@ import Glibc
 public struct ModelRunner {
     public let model: VAE
     public let params: UnsafePointer<Float>
+    /// [stateCount] BatchNorm running statistics (eval mode), nil for models without state.
+    public let state: UnsafeMutablePointer<Float>?
     /// Rows per forward pass.
     public let batch: Int
 
-    public init(model: VAE, params: UnsafePointer<Float>, batch: Int = 500) {
+    public init(model: VAE, params: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>? = nil, batch: Int = 500) {
         self.model = model
         self.params = params
+        self.state = state
         self.batch = max(1, batch)
     }
 
@@ -26,13 +29,13 @@ public struct ModelRunner {
             throw AnalysisError.imageSize(path: "the data", pixels: shard.inputDim, modelPixels: a.inputDim)
         }
         let width = a.headsWidth
-        let ws = VAEWorkspace(architecture: a, capacity: min(batch, max(locals.count, 1)))
+        let ws = VAEWorkspace(model: model, capacity: min(batch, max(locals.count, 1)))
         var out = [Float](repeating: 0, count: locals.count * width)
         var start = 0
         while start < locals.count {
             let rows = min(ws.capacity, locals.count - start)
             for r in 0..<rows { shard.fill(ws, row: r, local: locals[start + r], architecture: a) }
-            model.encode(params, ws, rows: rows)
+            model.encode(params, ws, rows: rows, state: state)
             for i in 0..<(rows * width) { out[start * width + i] = ws.heads.base[i] }
             start += rows
         }
@@ -84,7 +87,7 @@ public struct ModelRunner {
     public func decode(z: [Float], labels: [Int]) -> [Float] {
         let a = model.architecture
         precondition(z.count == labels.count * a.latent)
-        let ws = VAEWorkspace(architecture: a, capacity: min(batch, max(labels.count, 1)))
+        let ws = VAEWorkspace(model: model, capacity: min(batch, max(labels.count, 1)))
         var out = [Float](repeating: 0, count: labels.count * a.inputDim)
         var start = 0
         while start < labels.count {
@@ -94,7 +97,7 @@ public struct ModelRunner {
                 for j in 0..<a.latent { dst[j] = z[(start + r) * a.latent + j] }
                 ws.setLabel(row: r, label: labels[start + r], architecture: a)
             }
-            model.decode(params, ws, rows: rows)
+            model.decode(params, ws, rows: rows, state: state)
             out.withUnsafeMutableBufferPointer {
                 BinaryCrossEntropy.sigmoid(ws.logits.base, $0.baseAddress! + start * a.inputDim, count: rows * a.inputDim)
             }

@@ -11,10 +11,15 @@ public final class TrainedModel {
     public let path: String
     public let model: VAE
     public let params: FloatBuffer
+    /// [stateCount] BatchNorm running statistics (empty for models without BatchNorm).
+    public let state: FloatBuffer
     /// The safetensors metadata (format, config, epoch, step, training_config).
     public let metadata: [String: String]
 
     public var architecture: VAEArchitecture { model.architecture }
+
+    /// Forward passes of this model in evaluation mode (BatchNorm's running statistics).
+    public var runner: ModelRunner { ModelRunner(model: model, params: params.base, state: state.base) }
 
     /// Loads `checkpoint`: see `resolve` for the accepted forms.
     public init(checkpoint: String) throws {
@@ -23,7 +28,9 @@ public final class TrainedModel {
         let arch = try ModelMetadata.architecture(from: header.metadata, path: file)
         model = VAE(arch)
         params = FloatBuffer(count: model.parameterCount)
-        try Checkpoint.readModel(model, into: params.base, from: file)
+        state = FloatBuffer(count: max(model.stateCount, 1))
+        model.initializeState(state.base)
+        try Checkpoint.readModel(model, into: params.base, state: state.base, from: file)
         path = file
         metadata = header.metadata
     }

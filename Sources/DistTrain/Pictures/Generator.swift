@@ -5,10 +5,13 @@ import Models
 public struct Generator {
     public let model: VAE
     public let params: UnsafePointer<Float>
+    /// [stateCount] BatchNorm running statistics (eval mode), nil for models without state.
+    public let state: UnsafeMutablePointer<Float>?
 
-    public init(model: VAE, params: UnsafePointer<Float>) {
+    public init(model: VAE, params: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>? = nil) {
         self.model = model
         self.params = params
+        self.state = state
     }
 
     /// Pixel probabilities for each (z, label) row: `z` holds rows*latent floats.
@@ -16,12 +19,12 @@ public struct Generator {
         let a = model.architecture
         let rows = labels.count
         precondition(z.count == rows * a.latent)
-        let ws = VAEWorkspace(architecture: a, capacity: max(rows, 1))
+        let ws = VAEWorkspace(model: model, capacity: max(rows, 1))
         for r in 0..<rows {
             for j in 0..<a.latent { ws.decoderInput.base[r * a.decoderInputWidth + j] = z[r * a.latent + j] }
             ws.setLabel(row: r, label: labels[r], architecture: a)
         }
-        model.decode(params, ws, rows: rows)
+        model.decode(params, ws, rows: rows, state: state)
         var out = [Float](repeating: 0, count: rows * a.inputDim)
         out.withUnsafeMutableBufferPointer { BinaryCrossEntropy.sigmoid(ws.logits.base, $0.baseAddress!, count: rows * a.inputDim) }
         return out

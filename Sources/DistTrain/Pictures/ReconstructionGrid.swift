@@ -37,10 +37,10 @@ public enum ReconstructionGrid {
 /// mean decoded with the record's own label): up to 10 images per row, each row of originals
 /// followed by the row of their reconstructions, a grey line between such pairs of rows. The trainer can call it once per epoch on a
 /// fixed set of test images (it allocates its own workspace; nothing in the step loop).
-public func writeReconstructionGrid(model: VAE, params: UnsafePointer<Float>, shard: DatasetShard, count: Int,
-                                    to path: String) throws {
+public func writeReconstructionGrid(model: VAE, params: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>? = nil,
+                                    shard: DatasetShard, count: Int, to path: String) throws {
     let n = min(count, shard.count)
-    let runner = ModelRunner(model: model, params: params)
+    let runner = ModelRunner(model: model, params: params, state: state)
     let locals = Array(0..<n)
     let originals = locals.flatMap { ModelRunner.pixels(shard, local: $0) }
     let recon = try runner.reconstruct(shard, locals: locals)

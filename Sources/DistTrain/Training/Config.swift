@@ -42,6 +42,12 @@ public struct TrainConfig: Equatable, Sendable {
         public var leakySlope: Double = 0.2
         /// [gumbel] "gaussian" or "categorical" (Gumbel-softmax; `latent` is then the number of categories).
         public var latentKind: LatentKind = .gaussian
+        /// Explicit layer stacks (conv, BatchNorm, dropout, ...); when set they replace
+        /// encoder_hidden / decoder_hidden / activation (see `LayerStackJSON`).
+        public var encoder: [LayerSpec]?
+        public var decoder: [LayerSpec]?
+        /// Reconstruction term: BCE on the logits, or squared error of their sigmoid.
+        public var reconstruction: Reconstruction = .bce
         public init() {}
     }
 
@@ -134,6 +140,9 @@ public struct TrainConfig: Equatable, Sendable {
         /// ZeRO stage 1: each rank keeps and updates 1/N of the Adam moments (reduce-scatter
         /// of the gradients, allgather of the parameters).
         public var shardOptimizer = false
+        /// BatchNorm statistics: "sync" sums them over every rank (N ranks compute what one
+        /// rank with the whole batch computes); "local" uses each rank's own rows (plain DDP).
+        public var batchnorm: BatchNormStatistics = .sync
         public init() {}
     }
 
@@ -240,16 +249,42 @@ extension TrainConfig {
 
     /// The model architecture for inputs of `inputDim` pixels.
     public func architecture(inputDim: Int) -> VAEArchitecture {
-        VAEArchitecture(inputDim: inputDim, classes: model.classes, encoderHidden: model.encoderHidden,
-                        decoderHidden: model.decoderHidden, latent: model.latent,
-                        activation: model.activation == "leaky_relu" ? .leakyReLU(slope: Float(model.leakySlope)) : .relu,
-                        conditioning: model.conditioning, latentKind: model.latentKind)
+        architecture(rows: 1, cols: inputDim)
+    }
+
+    /// The model for images of rows x cols pixels: today's MLP from the hidden widths, or the
+    /// explicit layer stacks (whose first layer decides whether they see an image or a vector).
+    public func architecture(rows: Int, cols: Int) -> VAEArchitecture {
+        if model.encoder != nil || model.decoder != nil {
+            let encoder = model.encoder ?? VAEArchitecture.mlp(model.encoderHidden, .relu)
+            let decoder = model.decoder ?? (VAEArchitecture.mlp(model.decoderHidden, .relu) + [.linear(out: rows * cols)])
+            let image: Bool
+            switch encoder.first {
+            case .conv2d?, .convTranspose2d?: image = true
+            default: image = false
+            }
+            return VAEArchitecture(inputShape: image ? TensorShape(1, rows, cols) : .flat(rows * cols), classes: model.classes,
+                                   encoder: encoder, decoder: decoder, latent: model.latent,
+                                   conditioning: model.conditioning, latentKind: model.latentKind,
+                                   reconstruction: model.reconstruction)
+        }
+        var a = VAEArchitecture(inputDim: rows * cols, classes: model.classes, encoderHidden: model.encoderHidden,
+                                decoderHidden: model.decoderHidden, latent: model.latent,
+                                activation: model.activation == "leaky_relu" ? .leakyReLU(slope: Float(model.leakySlope)) : .relu,
+                                conditioning: model.conditioning, latentKind: model.latentKind)
+        a.reconstruction = model.reconstruction
+        return a
     }
 
     /// The whole config as JSON, in the file's own schema (written into every run directory).
     public var json: JSON {
         .object(TrainConfig.sections.map { section in
-            (section, .object(TrainConfig.fields.filter { $0.section == section }.map { ($0.key, $0.write(self)) }))
+            // A field written as null is not set (the layer stacks of an MLP model): left out.
+            (section, .object(TrainConfig.fields.filter { $0.section == section }.compactMap { f in
+                let v = f.write(self)
+                if case .null = v { return nil }
+                return (f.key, v)
+            }))
         })
     }
 }

@@ -152,6 +152,15 @@ extension ConfigField {
     }
 
     /// A string naming one case of `E` (its raw value), every case allowed, in declaration order.
+    /// An optional layer stack (array of layer objects), written only when set.
+    static func layerStack(_ section: String, _ key: String, _ path: WritableKeyPath<TrainConfig, [LayerSpec]?> & Sendable,
+                           doc: String) -> ConfigField {
+        ConfigField(section: section, key: key, type: "array of layer objects", allowed: "", doc: doc, keyPath: path,
+                    parse: { value, field, config in config[keyPath: path] = try LayerStackJSON.stack(value, field: field) },
+                    write: { config in config[keyPath: path].map(LayerStackJSON.json) ?? .null },
+                    check: { _ in nil })
+    }
+
     static func choice<E: RawRepresentable & CaseIterable & Sendable>(
         _ section: String, _ key: String, _ path: WritableKeyPath<TrainConfig, E> & Sendable, doc: String
     ) -> ConfigField where E.RawValue == String {
@@ -230,6 +239,12 @@ extension TrainConfig {
         .number("model", "leaky_slope", \.model.leakySlope, min: 0, max: 1, doc: "negative slope of `leaky_relu`"),
         .choice("model", "latent_kind", \.model.latentKind,
                 doc: "`\"gaussian\"`, or `\"categorical\"` (Gumbel-softmax over `latent` categories)"),
+        .layerStack("model", "encoder", \.model.encoder,
+                    doc: "explicit encoder layers (replace `encoder_hidden`): objects such as `{\"type\": \"conv2d\", \"out\": 32, \"kernel\": 3, \"stride\": 2, \"padding\": 1}`; see [Layer stacks](#layer-stacks)"),
+        .layerStack("model", "decoder", \.model.decoder,
+                    doc: "explicit decoder layers from `[z | label]` to the logits (replace `decoder_hidden`)"),
+        .choice("model", "reconstruction", \.model.reconstruction,
+                doc: "`\"bce\"`: binary cross-entropy of the logits; `\"mse\"`: squared error of their sigmoid (seed 003), summed over pixels"),
 
         .string("data", "train_images", \.data.trainImages, doc: "training images: IDX file, gzip or raw"),
         .string("data", "train_labels", \.data.trainLabels, doc: "training labels: IDX file, gzip or raw"),
@@ -289,6 +304,8 @@ extension TrainConfig {
                 doc: "target bucket size for `\"overlap\"` (MiB of float32 gradients; cut at layer boundaries)"),
         .choice("runtime", "wire", \.runtime.wire,
                 doc: "`\"bf16\"` sends gradients as bfloat16 (half the bytes), every addition in float32"),
+        .choice("runtime", "batchnorm", \.runtime.batchnorm,
+                doc: "`\"sync\"`: BatchNorm statistics summed over all ranks (SyncBN, the same as one rank with the whole batch); `\"local\"`: each rank's own rows (plain DDP)"),
         ConfigField(section: "runtime", key: "shard_optimizer", type: "boolean", allowed: "",
                     doc: "ZeRO stage 1: gradients reduce-scattered, each rank runs Adam on its 1/N slice of the parameters and moments, parameters allgathered; checkpoints keep the full format",
                     keyPath: \TrainConfig.runtime.shardOptimizer,

@@ -35,6 +35,10 @@ public final class Trainer {
     public let plan: BatchPlan
     public let localBatch: Int
     public private(set) var state: TrainerState
+    /// [stateCount] BatchNorm running statistics (eval mode reads them; saved with the model).
+    public let modelState: FloatBuffer
+    /// SyncBN's cross-rank sums, or nil (per-rank statistics, or one rank).
+    let batchStatistics: BatchStatisticsReducer?
     public private(set) var reports: [EpochReport] = []
     /// Time spent in each phase of the steps of the epoch in progress.
     public var times: PhaseTimes { timer.times }
@@ -84,11 +88,13 @@ public final class Trainer {
         shard = setup.shard
         shardCounts = setup.shardCounts
         schedule = setup.schedule
-        currentLR = setup.schedule.lr(step: setup.state.globalStep, plateauFactor: setup.state.plateau.factor)
+        currentLR = setup.schedule.lr(step: setup.trainerState.globalStep, plateauFactor: setup.trainerState.plateau.factor)
         normScratch = .allocate(capacity: 1)
         workspace = setup.workspace
         reducer = setup.reducer
-        state = setup.state
+        state = setup.trainerState
+        modelState = setup.state
+        batchStatistics = setup.batchStatistics
         run = setup.run
         if let range = options.traceSteps ?? (options.tracePath == nil ? nil : 1...Int(Int32.max)) {
             let perStep = 3 * config.training.accumulate + 2 * setup.reducer.buckets.count + 6
@@ -105,7 +111,7 @@ public final class Trainer {
         var outputs: [EpochOutput] = []
         var console: ConsoleReport?
         if comm.isWriter {
-            outputs.append(EpochGrids(model: model, params: params, test: test, run: run, events: setup.events,
+            outputs.append(EpochGrids(model: model, params: params, state: modelState, test: test, run: run, events: setup.events,
                                       every: config.output.gridEvery, seed: seed))
             if config.output.animationMs > 0 && config.output.gridEvery > 0 {
                 outputs.append(GridAnimation(run: run, frameMilliseconds: config.output.animationMs))
@@ -217,13 +223,14 @@ public final class Trainer {
             let rows = localBatch / micro + (m < localBatch % micro ? 1 : 0)
             fillBatch(order: order, from: first, rows: rows)
             timer.lap(.data)
-            local += model.forwardForTraining(params.base, workspace, rows: rows, scale: scale)
+            local += model.forwardForTraining(params.base, workspace, rows: rows, scale: scale, state: modelState.base,
+                                              reducer: batchStatistics)
             poisonIfAsked(microBatch: m)
             timer.lap(.forward)
             let last = m == micro - 1
             if last { reducer.begin() }
             model.backward(params.base, grads.base, workspace, rows: rows, scale: scale, beta: klWeight,
-                           accumulate: m > 0) { offset in if last { reducer.finished(upTo: offset) } }
+                           accumulate: m > 0, reducer: batchStatistics) { offset in if last { reducer.finished(upTo: offset) } }
             timer.lap(.backward)
             first += rows
         }
@@ -249,6 +256,9 @@ public final class Trainer {
     @inline(__always)
     func fillBatch(order: [Int32], from first: Int, rows: Int) {
         let a = model.architecture
+        // Dropout masks are keyed by (seed, step, sample id, layer, element): no rank or slot in them.
+        workspace.seed = seed
+        workspace.step = state.globalStep
         order.withUnsafeBufferPointer { o in
             for r in 0..<rows { train.fill(workspace, row: r, local: Int(o[first + r]), architecture: a) }
         }
@@ -322,7 +332,7 @@ public final class Trainer {
     public func evaluate() -> BatchLoss {
         let a = model.architecture
         if a.latentKind == .categorical {  // [gumbel]
-            let exact = CategoricalEvaluation.run(model: model, params: params.base, shard: test, posteriorMean: false)
+            let exact = CategoricalEvaluation.run(model: model, params: params.base, state: modelState.base, shard: test, posteriorMean: false)
                 .summed(over: comm)
             lastTestNMI = exact.tally.nmi
             return BatchLoss(bce: exact.sums.bce, kl: exact.sums.kl, rows: exact.sums.count)
@@ -334,7 +344,7 @@ public final class Trainer {
             let rows = min(workspace.capacity, test.count - start)
             for r in 0..<rows { test.fill(workspace, row: r, local: start + r, architecture: a) }
             GaussianNoise.fill(workspace.eps.base, rows: rows, dim: a.latent, ids: workspace.ids, key: key)
-            total += model.loss(params.base, workspace, rows: rows)
+            total += model.loss(params.base, workspace, rows: rows, state: modelState.base)
             start += rows
         }
         let sums = comm.sum([total.bce, total.kl, Double(total.rows)])
@@ -367,7 +377,7 @@ public final class Trainer {
             let isBest = testLoss.map { $0 < s.bestTestLoss } ?? false
             if isBest { s.bestTestLoss = testLoss!; s.bestCheckpoint = name }
             _ = try run.writeCheckpoint(step: s.globalStep, keep: config.output.keepCheckpoints) { dir in
-                try Checkpoint.writeModel(model, params: params.base, to: dir + "/model.safetensors", extra: [
+                try Checkpoint.writeModel(model, params: params.base, state: modelState.base, to: dir + "/model.safetensors", extra: [
                     ("epoch", String(s.epoch)), ("step", String(s.globalStep)), ("training_config", config.json.serialized),
                 ])
                 try Checkpoint.writeOptimizer(model, adam: fullAdam ?? adam, to: dir + "/optimizer.safetensors")

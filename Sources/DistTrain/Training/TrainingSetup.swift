@@ -17,6 +17,10 @@ struct TrainingSetup {
     let model: VAE
     /// [parameterCount] the one flat parameter buffer.
     let params: FloatBuffer
+    /// [stateCount] BatchNorm running statistics (not trained, not reduced, saved with the model).
+    let state: FloatBuffer
+    /// SyncBN's cross-rank sums (nil: per-rank statistics, or no ranks to sum over).
+    let batchStatistics: BatchStatisticsReducer?
     /// [parameterCount + 2] gradients, then the step's BCE and KL sums riding the allreduce.
     let grads: FloatBuffer
     /// Adam over `shard` (all parameters unless `runtime.shard_optimizer`).
@@ -26,7 +30,7 @@ struct TrainingSetup {
     let schedule: LRSchedule
     let workspace: VAEWorkspace
     let reducer: GradientReducer
-    let state: TrainerState
+    let trainerState: TrainerState
     let run: RunDirectory
     /// TensorBoard event file (rank 0, when enabled).
     let events: TensorBoardWriter?
@@ -75,10 +79,17 @@ struct TrainingSetup {
         let steps = sampler.steps
         schedule = try comm.collectively { try LRSchedule(config: config, stepsPerEpoch: steps) }
 
-        let model = VAE(config.architecture(inputDim: train.inputDim))
+        let architecture = config.architecture(rows: train.rows, cols: train.cols)
+        try comm.collectively {
+            if let p = ArchitectureCheck.problem(architecture) { throw ConfigError.invalidValue(field: p.field, reason: p.reason) }
+        }
+        let model = VAE(architecture)
         let count = model.parameterCount
         self.model = model
         params = FloatBuffer(count: count)
+        state = FloatBuffer(count: max(model.stateCount, 1))
+        model.initializeState(state.base)
+        batchStatistics = config.runtime.batchnorm == .sync && world > 1 ? SyncBatchStatistics(comm: comm) : nil
         grads = FloatBuffer(count: count + 2)
         let shardCounts = config.runtime.shardOptimizer ? ShardPlan.counts(parameters: count, ranks: world) : nil
         let shardStart = shardCounts.map { $0[..<rank].reduce(0, +) } ?? 0
@@ -101,7 +112,7 @@ struct TrainingSetup {
             }
         }
         let microBatch = (plan.localBatch(rank) + accumulate - 1) / accumulate
-        workspace = VAEWorkspace(architecture: model.architecture,
+        workspace = VAEWorkspace(model: model,
                                  capacity: max(microBatch, min(config.training.evalBatch, max(test.count, 1))))
         reducer = GradientReducer(comm: comm, buffer: grads.base, parameterCount: count, extraCount: 2,
                                   layerStarts: model.backwardBoundaries, mode: config.runtime.allreduce,
@@ -122,19 +133,19 @@ struct TrainingSetup {
             if shardCounts != nil {
                 // Checkpoints hold the full moments: restore them whole, keep this rank's slice.
                 let full = makeAdam(count)
-                state = try start.restore(from: dir, model: model, params: params, adam: full, fresh: fresh)
+                trainerState = try start.restore(from: dir, model: model, params: params, state: state, adam: full, fresh: fresh)
                 adam.m.base.update(from: full.m.base + shard.lowerBound, count: shard.count)
                 adam.v.base.update(from: full.v.base + shard.lowerBound, count: shard.count)
                 adam.step = full.step
             } else {
-                state = try start.restore(from: dir, model: model, params: params, adam: adam, fresh: fresh)
+                trainerState = try start.restore(from: dir, model: model, params: params, state: state, adam: adam, fresh: fresh)
             }
         } else {
-            try start.initialize(model: model, params: params)
-            state = fresh
+            try start.initialize(model: model, params: params, state: state)
+            trainerState = fresh
         }
-        let resumedStep = resumeDir == nil ? nil : state.globalStep
-        let openEpoch = state.stepInEpoch > 0 ? state.epoch + 1 : nil
+        let resumedStep = resumeDir == nil ? nil : trainerState.globalStep
+        let openEpoch = trainerState.stepInEpoch > 0 ? trainerState.epoch + 1 : nil
         let run = self.run
         var events: TensorBoardWriter?
         try comm.onWriter {
