@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every variant in configs/*.json: a short training run (30 steps, 1 rank), then every
+# Every variant in configs/*.json: a short training run (30 steps, under mpirun with $RANKS
+# ranks, default 2, asserting that the step loop made no heap allocation), then every
 # checkpoint command that applies to the variant on its checkpoint, with the outputs checked
 # (PNG signature and IHDR size, eval's JSON keys, nmi for a categorical latent), and every
 # command that does not apply checked to fail cleanly: non-zero exit, one "disttrain: error:"
@@ -13,6 +14,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 bin=${BIN:-.build/release/disttrain}
 steps=${STEPS:-30}
+ranks=${RANKS:-2}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 [[ -x "$bin" ]] || { echo "variants-check: $bin is not an executable (build first, or set BIN)" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -105,7 +108,15 @@ print(m.get("conditioning", "both"), m.get("latent", 16), m.get("latent_kind", "
 PY
   ) || { failed=$((failed + 1)); echo "FAIL  $name: cannot read $config"; continue; }
   echo "== $name (conditioning $conditioning, latent $latent $kind)"
-  check "$name: train $steps steps" "$bin" --config "$tmp/$name.json" --quiet --no-tensorboard --no-progress --log-level warning
+  check "$name: train $steps steps on $ranks ranks" timeout 600 mpirun -n "$ranks" --oversubscribe \
+    "$bin" --config "$tmp/$name.json" --quiet --no-tensorboard --no-progress --log-level warning
+  # disttrain's own code allocates nothing per step (MPI's and OpenBLAS's allocations are counted apart).
+  check "$name: zero heap allocations per step" python3 -c '
+import json, sys
+m = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+assert m["allocations_per_step"] == 0, m["allocations_per_step"]
+print("allocations_per_step", m["allocations_per_step"], "mpi", m["mpi_allocations_per_step"], "blas", m["blas_allocations_per_step"])
+' "$run/metrics.jsonl"
   ckpt="$run/checkpoints/latest"
   [[ -f "$ckpt" ]] || { failed=$((failed + 1)); echo "FAIL  $name: no checkpoint, skipping its commands"; continue; }
 

@@ -89,7 +89,6 @@ struct TrainingSetup {
         params = FloatBuffer(count: count)
         state = FloatBuffer(count: max(model.stateCount, 1))
         model.initializeState(state.base)
-        batchStatistics = config.runtime.batchnorm == .sync && world > 1 ? SyncBatchStatistics(comm: comm) : nil
         grads = FloatBuffer(count: count + 2)
         let shardCounts = config.runtime.shardOptimizer ? ShardPlan.counts(parameters: count, ranks: world) : nil
         let shardStart = shardCounts.map { $0[..<rank].reduce(0, +) } ?? 0
@@ -119,6 +118,8 @@ struct TrainingSetup {
                                   precision: config.runtime.wire,
                                   bucketFloats: max(1, Int(config.runtime.bucketMB * 1_048_576 / 4)),
                                   shardCounts: shardCounts)
+        batchStatistics = config.runtime.batchnorm == .sync && world > 1 && model.stateCount > 0
+            ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
         var fresh = TrainerState()
         fresh.worldSize = world
         fresh.seed = config.training.seed
