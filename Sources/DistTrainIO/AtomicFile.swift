@@ -18,6 +18,11 @@ public enum FileError: Error, CustomStringConvertible, Equatable, Sendable {
     case closeFailed(path: String, reason: String)
     /// The finished temporary file could not be renamed over `path`.
     case renameFailed(path: String, reason: String)
+    /// `path` (or what its symbolic link points to) exists but is not a regular file: a device,
+    /// FIFO, socket or directory is never replaced by a rename.
+    case notRegularFile(path: String, kind: String)
+    /// The file is larger than the reader accepts (or never ends, like /dev/zero).
+    case tooLarge(path: String, limit: Int)
 
     public var description: String {
         switch self {
@@ -29,6 +34,8 @@ public enum FileError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .syncFailed(path, reason): return "\(path): fsync failed: \(reason)"
         case let .closeFailed(path, reason): return "\(path): close failed: \(reason)"
         case let .renameFailed(path, reason): return "\(path): cannot rename the temporary file into place: \(reason)"
+        case let .notRegularFile(path, kind): return "\(path): is \(kind), not a regular file; refusing to replace it (give a file path)"
+        case let .tooLarge(path, limit): return "\(path): larger than \(limit) bytes, the most accepted here"
         }
     }
 
@@ -90,7 +97,13 @@ public enum AtomicFile {
     ///
     /// If anything fails, including `body` throwing, the temporary file is removed, `path`
     /// is left as it was, and the error is rethrown. I/O failures throw `FileError`.
-    public static func write(to path: String, _ body: (inout Sink) throws -> Void) throws {
+    ///
+    /// Only a regular file is ever replaced. A symbolic link is followed deliberately: the file
+    /// it points to is replaced (next to that file) and the link stays; a link to anything but
+    /// a regular file, or to nothing, is refused, as is a device, FIFO, socket or directory
+    /// (`FileError.notRegularFile`), so `/dev/null` or `/proc/self/fd/1` never becomes a file.
+    public static func write(to requested: String, _ body: (inout Sink) throws -> Void) throws {
+        let path = try replaceableTarget(requested)
         let temp = path + ".tmp-\(getpid())-\(String(UInt64.random(in: .min ... .max), radix: 16))"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileError.cannotCreate(path: path, reason: FileError.reason()) }
@@ -109,6 +122,57 @@ public enum AtomicFile {
             throw error
         }
         try syncDirectory(of: path)
+    }
+
+    /// The path a rename may replace for `path`: `path` itself when it is absent or a regular
+    /// file, the real path of a symbolic link's regular-file target; anything else throws.
+    public static func replaceableTarget(_ path: String) throws -> String {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return path }  // absent: created (errors come from open)
+        var mode = info.st_mode & S_IFMT
+        if mode == S_IFREG { return path }
+        guard mode == S_IFLNK else { throw FileError.notRegularFile(path: path, kind: kindName(mode)) }
+        guard stat(path, &info) == 0 else {
+            throw FileError.notRegularFile(path: path, kind: "a symbolic link to a missing file")
+        }
+        mode = info.st_mode & S_IFMT
+        guard mode == S_IFREG else {
+            throw FileError.notRegularFile(path: path, kind: "a symbolic link to " + kindName(mode))
+        }
+        // /proc/self/fd/1 and /dev/stdout are links to whatever a process has open (often the
+        // file its output is redirected to): never replaced, even when that is a regular file.
+        if path.hasPrefix("/proc/") || path.hasPrefix("/dev/") {
+            throw FileError.notRegularFile(path: path, kind: "a symbolic link to a process's open file or a device")
+        }
+        var hop = path
+        for _ in 0..<40 {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlink(hop, &buffer, buffer.count - 1)
+            guard n > 0 else { break }
+            let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            hop = target.hasPrefix("/") ? target : directory(of: hop) + "/" + target
+            if hop.hasPrefix("/proc/") || hop.hasPrefix("/dev/") {
+                throw FileError.notRegularFile(path: path, kind: "a symbolic link to \(target) (a process's open file or a device)")
+            }
+        }
+        guard let real = realpath(path, nil) else {
+            throw FileError.notRegularFile(path: path, kind: "a symbolic link that cannot be resolved")
+        }
+        defer { free(real) }
+        return String(cString: real)
+    }
+
+    /// "a character device", "a directory", ... for a file type from `st_mode`.
+    public static func kindName(_ mode: mode_t) -> String {
+        switch mode {
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFIFO: return "a FIFO (named pipe)"
+        case S_IFSOCK: return "a socket"
+        case S_IFDIR: return "a directory"
+        case S_IFLNK: return "a symbolic link"
+        default: return "a special file"
+        }
     }
 
     /// fsyncs the directory holding `path` so a rename into it is durable.
@@ -132,8 +196,11 @@ public enum AtomicFile {
         return String(path[..<slash])
     }
 
-    /// Reads a whole file. Throws `FileError.notFound`, `.cannotOpen` or `.readFailed`.
-    public static func readAll(path: String) throws -> [UInt8] {
+    /// Reads a whole file of at most `limit` bytes. Throws `FileError.notFound`, `.cannotOpen`,
+    /// `.readFailed`, or `.tooLarge` when the file holds more than `limit` bytes (checked
+    /// against its size first, then while reading, so /dev/zero or a file that grows stops at
+    /// the limit instead of filling memory).
+    public static func readAll(path: String, limit: Int = Int.max) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
@@ -143,6 +210,7 @@ public enum AtomicFile {
         defer { close(fd) }
         var info = stat()
         let sizeHint = fstat(fd, &info) == 0 ? max(Int(info.st_size), 0) : 0
+        if sizeHint > limit { throw FileError.tooLarge(path: path, limit: limit) }
         var bytes = [UInt8](repeating: 0, count: sizeHint)
         var filled = 0
         while true {
@@ -160,6 +228,7 @@ public enum AtomicFile {
             if n == 0 { break }
             if room == 0 { bytes += probe[0..<n] }
             filled += n
+            if filled > limit { throw FileError.tooLarge(path: path, limit: limit) }
         }
         bytes.removeLast(bytes.count - filled)
         return bytes
