@@ -52,13 +52,13 @@ public enum ModelMetadata {
         func ints(_ key: String) throws -> [Int] {
             guard case let .array(items)? = j[key] else { throw CheckpointError.notDisttrain(path: path) }
             return try items.map {
-                guard case let .number(d) = $0, d >= 1, d == d.rounded() else { throw CheckpointError.notDisttrain(path: path) }
-                return Int(d)
+                guard case let .number(d) = $0, d >= 1, let i = Int(exactly: d), i <= 1 << 30 else { throw CheckpointError.notDisttrain(path: path) }
+                return i
             }
         }
         func int(_ key: String) throws -> Int {
-            guard case let .number(d)? = j[key], d >= 1, d == d.rounded() else { throw CheckpointError.notDisttrain(path: path) }
-            return Int(d)
+            guard case let .number(d)? = j[key], d >= 1, let i = Int(exactly: d), i <= 1 << 30 else { throw CheckpointError.notDisttrain(path: path) }
+            return i
         }
         guard case let .string(c)? = j["conditioning"], let conditioning = Conditioning(rawValue: c),
               case let .string(act)? = j["activation"] else { throw CheckpointError.notDisttrain(path: path) }

@@ -58,8 +58,8 @@ public struct RunDirectory {
         guard let bytes = try? FileBytes.read(metrics) else { return }
         let kept = String(decoding: bytes, as: UTF8.self).split(separator: "\n").filter { line in
             guard let j = try? JSON.parse(String(line)), case let .number(s)? = j["step"] else { return false }
-            if let e = openEpoch, case let .number(epoch)? = j["epoch"], Int(epoch) == e { return false }
-            return Int(s) <= step
+            if let e = openEpoch, case let .number(epoch)? = j["epoch"], Int(exactly: epoch) == e { return false }
+            return s <= Double(step)
         }
         try AtomicFile.write(Array(kept.map { $0 + "\n" }.joined().utf8), to: metrics)
     }

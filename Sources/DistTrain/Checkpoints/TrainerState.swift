@@ -78,10 +78,10 @@ public struct TrainerState: Equatable, Sendable {
 
     public init(json: JSON, path: String) throws {
         func int(_ v: JSON?, _ name: String) throws -> Int {
-            guard case let .number(d)? = v, d >= 0, d == d.rounded() else {
-                throw CheckpointError.badState(path: path, reason: "trainer.json: \"\(name)\" missing or not a non-negative integer")
+            guard case let .number(d)? = v, d >= 0, let i = Int(exactly: d), i < 1 << 53 else {
+                throw CheckpointError.badState(path: path, reason: "trainer.json: \"\(name)\" missing or not a non-negative integer below 2^53")
             }
-            return Int(d)
+            return i
         }
         func num(_ v: JSON?, _ name: String) throws -> Double {
             guard case let .number(d)? = v else { throw CheckpointError.badState(path: path, reason: "trainer.json: \"\(name)\" missing") }

@@ -16,6 +16,8 @@ public struct PlotAxis: Equatable, Sendable {
     public init(covering low: Double, _ high: Double, target: Int = 6, integer: Bool = false) {
         var lo = low.isFinite ? low : 0, hi = high.isFinite ? high : 1
         if hi < lo { swap(&lo, &hi) }
+        // Keep the span finite (-1e308...1e308 would overflow to infinity and give NaN ticks).
+        lo = max(lo, -0x1p1020); hi = min(hi, 0x1p1020)
         if hi - lo < 1e-12 * max(1, abs(lo)) {  // one value: widen around it
             let pad = max(abs(lo) * 0.05, integer ? 1 : 0.5)
             lo -= pad; hi += pad
@@ -32,7 +34,7 @@ public struct PlotAxis: Equatable, Sendable {
         var i = first
         while i <= last + 0.5 { t.append(i * step); i += 1 }
         ticks = t
-        decimals = step >= 1 ? 0 : Int(ceil(-log10(step) - 1e-9))
+        decimals = step >= 1 || !step.isFinite ? 0 : min(17, Int(ceil(-log10(step) - 1e-9)))
     }
 
     /// Position of `v` on a span from `a` (at low) to `b` (at high).

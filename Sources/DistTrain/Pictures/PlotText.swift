@@ -9,8 +9,11 @@ public enum PlotText {
     public static func number(_ v: Double, decimals: Int) -> String {
         guard v.isFinite else { return "\(v)" }
         var scale = 1.0
-        for _ in 0..<max(decimals, 0) { scale *= 10 }
+        for _ in 0..<min(max(decimals, 0), 17) { scale *= 10 }
         let units = (abs(v) * scale).rounded()
+        // Beyond 2^53 units the digits are not exact anyway (and Int64 would trap past 2^63):
+        // any finite value still prints, in Swift's shortest exponent form.
+        guard units < 0x1p53 else { return "\(v)" }
         let whole = (units / scale).rounded(.down)
         let frac = Int((units - whole * scale).rounded())
         var s = String(Int64(whole))

@@ -30,6 +30,9 @@ struct Raster {
 
     /// A filled disc: pixels whose centres lie within `radius` of (cx, cy).
     mutating func disc(cx: Double, cy: Double, radius: Double, _ c: (UInt8, UInt8, UInt8), alpha: Double) {
+        // Only the part on the canvas is drawn (a huge or non-finite centre draws nothing).
+        guard cx.isFinite, cy.isFinite, radius.isFinite, radius >= 0,
+              cx + radius >= 0, cy + radius >= 0, cx - radius < Double(width), cy - radius < Double(height) else { return }
         let r2 = radius * radius
         for y in Int(floor(cy - radius))...Int(ceil(cy + radius)) {
             for x in Int(floor(cx - radius))...Int(ceil(cx + radius)) {

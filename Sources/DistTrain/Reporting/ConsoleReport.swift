@@ -25,7 +25,7 @@ final class ConsoleReport: EpochOutput {
         return "epoch \(pad(r.epoch, 3, " "))/\(e.totalEpochs)  step \(pad(r.step, 6, " "))  "
             + "train \(fmt(train.loss)) (bce \(fmt(train.bce)), kl \(fmt(train.kl)))  "
             + "test \(fmt(test.loss))  " + (e.testNMI.map { "nmi \(fmt($0))  " } ?? "")  // [gumbel]
-            + "\(Int(r.samplesPerSecond.rounded())) samples/s  \(fmt(r.seconds, 2))s"
+            + "\(fmt(r.samplesPerSecond, 0)) samples/s  \(fmt(r.seconds, 2))s"
     }
 
     /// Redraws the live line at most four times a second: step, running loss, throughput,
@@ -42,7 +42,7 @@ final class ConsoleReport: EpochOutput {
         let eta = Double(steps - state.stepInEpoch) * elapsed / Double(max(done, 1))
         let loss = state.epochLoss.means(beta: klWeight).loss
         print("\r\u{1B}[Kepoch \(state.epoch + 1)/\(totalEpochs)  step \(state.stepInEpoch)/\(steps)  "
-              + "loss \(fmt(loss))  \(Int(rate.rounded())) samples/s  ETA \(fmt(eta, 1))s", terminator: "")
+              + "loss \(fmt(loss))  \(fmt(rate, 0)) samples/s  ETA \(fmt(eta, 1))s", terminator: "")
         fflush(stdout)
     }
 

@@ -116,7 +116,7 @@ struct TrainingSetup {
         reducer = GradientReducer(comm: comm, buffer: grads.base, parameterCount: count, extraCount: 2,
                                   layerStarts: model.backwardBoundaries, mode: config.runtime.allreduce,
                                   precision: config.runtime.wire,
-                                  bucketFloats: max(1, Int(config.runtime.bucketMB * 1_048_576 / 4)),
+                                  bucketFloats: max(1, Int(min(config.runtime.bucketMB * 1_048_576 / 4, Double(count + 2)))),
                                   shardCounts: shardCounts)
         batchStatistics = config.runtime.batchnorm == .sync && world > 1 && model.stateCount > 0
             ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
