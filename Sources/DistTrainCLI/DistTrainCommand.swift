@@ -31,7 +31,15 @@ struct DistTrainCommand: ParsableCommand {
     static func main() {
         let command: ParsableCommand
         do {
+            // No argument may hold a control character: paths would be cut at a NUL or
+            // unprintable in error lines (C strings cannot hold NUL, but the rest get through).
+            for (i, argument) in CommandLine.arguments.dropFirst().enumerated() {
+                try PathCheck.check(argument, field: "argument \(i + 1)")
+            }
             command = try parseAsRoot()
+        } catch let e as PathCheck.ControlCharacter {
+            if Launch.rank == 0 { Report.error(e.description) }
+            Glibc.exit(64)
         } catch {
             let code = exitCode(for: error)
             if code == .success {
@@ -86,7 +94,17 @@ enum Launch {
 enum Report {
     /// One line on stderr.
     static func error(_ message: String) {
-        let oneLine = message.split(separator: "\n").joined(separator: "; ")
+        // One complete line whatever the message holds: newlines become "; ", other control
+        // characters (a NUL would end fputs's string early) are written as \u{XX}.
+        var oneLine = ""
+        for s in message.split(separator: "\n").joined(separator: "; ").unicodeScalars {
+            if s.value < 0x20 || s.value == 0x7F {
+                let d = String(s.value, radix: 16, uppercase: true)
+                oneLine += "\\u{" + String(repeating: "0", count: max(0, 4 - d.count)) + d + "}"
+            } else {
+                oneLine.unicodeScalars.append(s)
+            }
+        }
         fputs("disttrain: error: \(oneLine)\n", stderr)
     }
 }
