@@ -10,7 +10,8 @@ public enum FileBytes {
         public var description: String { "\(path): \(reason)" }
     }
 
-    public static func read(_ path: String) throws -> [UInt8] {
+    /// The whole file; more than `limit` bytes (e.g. /dev/zero given as a config) throws.
+    public static func read(_ path: String, limit: Int = Int.max) throws -> [UInt8] {
         guard let f = fopen(path, "rb") else { throw ReadError(path: path, reason: String(cString: strerror(errno))) }
         defer { fclose(f) }
         var out: [UInt8] = []
@@ -18,6 +19,7 @@ public enum FileBytes {
         while true {
             let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
             if n > 0 { out.append(contentsOf: chunk[0..<n]) }
+            if out.count > limit { throw ReadError(path: path, reason: "larger than \(limit) bytes, the most accepted here") }
             if n < chunk.count {
                 if ferror(f) != 0 { throw ReadError(path: path, reason: "read error") }
                 break
@@ -26,8 +28,8 @@ public enum FileBytes {
         return out
     }
 
-    public static func readString(_ path: String) throws -> String {
-        String(decoding: try read(path), as: UTF8.self)
+    public static func readString(_ path: String, limit: Int = Int.max) throws -> String {
+        String(decoding: try read(path, limit: limit), as: UTF8.self)
     }
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }

@@ -204,6 +204,17 @@ public enum IDX {
         guard !overflow, payload <= Int.max - headerBytes else {
             throw IDXError.wrongDimensions(path: source.path, dimensions: dims, reason: "data size overflows")
         }
+        // A raw file's size is known up front: a header that promises more (or less) than the
+        // file holds stops here, before anything is allocated or streamed.
+        if let size = source.rawFileSize {
+            let expected = headerBytes + payload
+            if size < expected {
+                throw IDXError.truncated(path: source.path, records: header.count, expectedBytes: expected, actualBytes: size)
+            }
+            if size > expected {
+                throw IDXError.trailingData(path: source.path, records: header.count, expectedBytes: expected, actualBytes: size)
+            }
+        }
         return header
     }
 
@@ -214,7 +225,10 @@ public enum IDX {
                                      inspect: ((Int, UnsafeRawBufferPointer) -> Void)? = nil) throws -> [UInt8] {
         let payloadBytes = header.count * header.recordBytes
         let keep = shard.lowerBound * header.recordBytes..<shard.upperBound * header.recordBytes
-        var kept = [UInt8](repeating: 0, count: keep.count)
+        // Grown as the bytes arrive (not sized from the header up front), so a gzip file whose
+        // header promises terabytes allocates only what it really holds before it is refused.
+        var kept: [UInt8] = []
+        kept.reserveCapacity(min(keep.count, 1 << 26))
 
         let scratchSize = 1 << 16
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchSize, alignment: 16)
@@ -226,10 +240,7 @@ public enum IDX {
             let chunk = offset..<offset + got
             let overlap = chunk.clamped(to: keep)
             if !overlap.isEmpty {
-                kept.withUnsafeMutableBytes { dst in
-                    (dst.baseAddress! + (overlap.lowerBound - keep.lowerBound))
-                        .copyMemory(from: scratch + (overlap.lowerBound - offset), byteCount: overlap.count)
-                }
+                kept.append(contentsOf: UnsafeRawBufferPointer(start: scratch + (overlap.lowerBound - offset), count: overlap.count))
             }
             if let inspect {
                 let inPayload = chunk.clamped(to: 0..<payloadBytes)
@@ -273,6 +284,8 @@ public enum IDX {
     private final class Source {
         let path: String
         let isGzip: Bool
+        /// The size of an uncompressed regular file (nil for gzip, pipes and devices).
+        let rawFileSize: Int?
         private let file: gzFile
 
         init(path: String) throws {
@@ -298,6 +311,8 @@ public enum IDX {
                 got += n
             }
             isGzip = got == 2 && magic == [0x1F, 0x8B]
+            var info = stat()
+            rawFileSize = !isGzip && fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG ? Int(info.st_size) : nil
             guard lseek(fd, 0, SEEK_SET) == 0, let handle = gzdopen(fd, "rb") else {
                 let reason = FileError.reason()
                 close(fd)

@@ -18,6 +18,10 @@ public struct DatasetShard: Sendable {
 
     /// Records in an image/label pair, after checking both headers agree and are not empty.
     public static func recordCount(images: String, labels: String) throws -> Int {
+        // A device or FIFO may never end (/dev/zero): data files must be regular files.
+        for path in [images, labels] {
+            if let kind = FileKind.special(path) { throw IDXError.unreadable(path: path, reason: "\(kind), not a regular file") }
+        }
         let ih = try IDX.header(path: images)
         let lh = try IDX.header(path: labels)
         guard ih.count == lh.count else {

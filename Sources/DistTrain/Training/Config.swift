@@ -187,6 +187,7 @@ extension TrainConfig {
         var config = try path.map(decodeFile(path:)) ?? TrainConfig()
         for o in overrides { o.apply(&config) }
         try config.validate(options: Dictionary(overrides.map { ($0.field, $0.option) }, uniquingKeysWith: { $1 }))
+        try config.checkPaths()
         return config
     }
 
@@ -201,7 +202,8 @@ extension TrainConfig {
     /// A config file's fields, names and types checked, values not yet.
     static func decodeFile(path: String) throws -> TrainConfig {
         let bytes: [UInt8]
-        do { bytes = try FileBytes.read(path) } catch { throw ConfigError.unreadable(path: path, reason: "\(error)") }
+        // Capped: a config is a few hundred bytes; /dev/zero or a huge file stops at the cap.
+        do { bytes = try FileBytes.read(path, limit: TrainConfig.maxFileBytes) } catch { throw ConfigError.unreadable(path: path, reason: "\(error)") }
         let json: JSON
         do { json = try JSON.parse(bytes: bytes) } catch let e as JSONSyntaxError {
             throw ConfigError.syntax(path: path, reason: e.description)

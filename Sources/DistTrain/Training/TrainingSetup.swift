@@ -41,7 +41,14 @@ struct TrainingSetup {
         BLASThreads.set(ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize))
 
         // Every rank must run the same experiment on the same data.
-        let fingerprint = try comm.collectively { try Fingerprint.of(config: config) }
+        // Headers (and raw files' sizes) first: a bad or endless data file is refused in
+        // milliseconds, before the fingerprint streams every byte of it.
+        let fingerprint = try comm.collectively { () throws -> String in
+            try config.checkPaths()
+            _ = try DatasetShard.recordCount(images: config.data.trainImages, labels: config.data.trainLabels)
+            _ = try DatasetShard.recordCount(images: config.data.testImages, labels: config.data.testLabels)
+            return try Fingerprint.of(config: config)
+        }
         let all = comm.allgather(Array(fingerprint.utf8))
         if let other = all.firstIndex(where: { $0 != all[0] }) {
             throw SharedFailure(message: "ranks disagree: rank \(other)'s config or data files differ from rank 0's (fingerprint \(String(decoding: all[other], as: UTF8.self)) vs \(String(decoding: all[0], as: UTF8.self)))")
