@@ -160,6 +160,8 @@ struct TrainingSetup {
             // A fresh run never mixes its metrics or checkpoints into an earlier run's.
             if resumedStep == nil && run.holdsRun { throw RunDirectoryError.holdsAnotherRun(path: run.path) }
             try run.prepare()
+            let stale = run.removeStaleTemporaries()
+            if !stale.isEmpty { log.notice("removed \(stale.count) temporary file(s) left by an interrupted run, e.g. \(stale[0])") }
             if let step = resumedStep {
                 try run.truncateMetrics(afterStep: step, openEpoch: openEpoch)
             } else {
