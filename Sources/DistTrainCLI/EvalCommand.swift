@@ -122,6 +122,15 @@ struct EvalCommand: ParsableCommand {
                 throw AnalysisError.imageSize(path: files.testImages, pixels: shard.inputDim, modelPixels: a.inputDim)
             }
         }
+        // The ranks add their sums into one result: they must evaluate the same model on the
+        // same data the same way (compared by content, so paths may differ between hosts).
+        let modelSum = String(Numerics.checksum(trained.params.base, count: trained.params.count), radix: 16)
+        try comm.agree(on: [
+            ("the model (--checkpoint)", "\(a.latentKind.rawValue), \(trained.params.count) parameters, checksum \(modelSum)"),
+            ("the test data (--data-dir)", "hashes \(Fingerprint.hashFile(files.testImages) ?? "unreadable") \(Fingerprint.hashFile(files.testLabels) ?? "unreadable")"),
+            ("--samples", String(samples)), ("--count", count.map(String.init) ?? "all"),
+            ("--posterior-mean", String(posteriorMean)), ("--seed", String(seed)),
+        ], what: "what to evaluate")
         let categorical = a.latentKind == .categorical
         var sums: EvaluationSums
         var tally: ClusterTally?

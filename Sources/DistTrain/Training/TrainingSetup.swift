@@ -41,6 +41,9 @@ struct TrainingSetup {
         BLASThreads.set(ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize))
 
         // Every rank must run the same experiment on the same data.
+        // Same starting point everywhere: the resume and init paths below are collective.
+        try comm.agree(on: options.agreementItems, what: "how to start")
+
         // Headers (and raw files' sizes) first: a bad or endless data file is refused in
         // milliseconds, before the fingerprint streams every byte of it.
         let fingerprint = try comm.collectively { () throws -> String in
