@@ -111,6 +111,9 @@ public struct SafeTensorsFile: Sendable {
     /// The shape of tensor `name`, or nil if there is none.
     public func shape(_ name: String) -> [Int]? { tensors[name]?.shape }
 
+    /// Elements of all tensors together.
+    public var totalElements: Int { tensors.values.reduce(0) { $0 + $1.elements } }
+
     /// The dtype string of tensor `name` ("F32", "BF16", ...), or nil if there is none.
     public func dtype(_ name: String) -> String? { tensors[name]?.dtype.rawValue }
 
@@ -241,8 +244,9 @@ public enum SafeTensors {
     /// Reads and validates a safetensors file: header structure, dtypes, that every tensor's
     /// offsets match its shape and lie in the data section, and that the tensors tile the data
     /// section exactly. Throws `FileError` for I/O, `SafeTensorsError` for bad contents.
-    public static func read(path: String) throws -> SafeTensorsFile {
-        let bytes = try AtomicFile.readAll(path: path)
+    /// A file larger than `limit` bytes throws `FileError.tooLarge` before it is read.
+    public static func read(path: String, limit: Int = Int.max) throws -> SafeTensorsFile {
+        let bytes = try AtomicFile.readAll(path: path, limit: limit)
         guard bytes.count >= 8 else { throw SafeTensorsError.tooShort(path: path, fileBytes: bytes.count) }
         let headerLength = bytes.withUnsafeBytes { loadLE($0.baseAddress!, as: UInt64.self) }
         guard headerLength <= UInt64(bytes.count - 8) else {

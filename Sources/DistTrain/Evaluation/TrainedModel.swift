@@ -24,8 +24,18 @@ public final class TrainedModel {
     /// Loads `checkpoint`: see `resolve` for the accepted forms.
     public init(checkpoint: String) throws {
         let file = try TrainedModel.resolve(checkpoint)
-        let header = try SafeTensors.read(path: file)
+        // Never read more than this rank could hold (a sparse or endless file stops here).
+        let available = MemoryBudget.availableBytes(ranksOnHost: 1)
+        let header = try SafeTensors.read(path: file, limit: Int(min(available, 0x1p62)))
         let arch = try ModelMetadata.architecture(from: header.metadata, path: file)
+        // The metadata's architecture against the tensors the file really holds, then against
+        // memory, all before the model is allocated.
+        let expected = MemoryBudget.parameterCount(arch)
+        let held = header.totalElements
+        guard expected == Double(held) else {
+            throw CheckpointError.architectureMismatch(path: file, detail: "its metadata describes a model of \(PlotText.number(expected, decimals: 0)) parameters, but its tensors hold \(held)")
+        }
+        try MemoryBudget.check(arch, rows: 1000, training: false, ranksOnHost: 1, what: "\(file): model")
         model = VAE(arch)
         params = FloatBuffer(count: model.parameterCount)
         state = FloatBuffer(count: max(model.stateCount, 1))

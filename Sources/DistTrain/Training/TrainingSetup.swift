@@ -93,6 +93,12 @@ struct TrainingSetup {
         try comm.collectively {
             if let p = ArchitectureCheck.problem(architecture) { throw ConfigError.invalidValue(field: p.field, reason: p.reason) }
         }
+        // Refuse a model this rank cannot hold before allocating any of it.
+        let accumulateRows = (plan.localBatch(rank) + config.training.accumulate - 1) / max(config.training.accumulate, 1)
+        try comm.collectively {
+            try MemoryBudget.check(architecture, rows: max(accumulateRows, min(config.training.evalBatch, max(test.count, 1))),
+                                   training: true, ranksOnHost: comm.localSize, what: "model (model.encoder_hidden, model.decoder_hidden, model.latent)")
+        }
         let model = VAE(architecture)
         let count = model.parameterCount
         self.model = model

@@ -1,0 +1,113 @@
+import DistTrainIO
+import Models
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The memory a model needs, estimated from its architecture before anything is allocated,
+/// against what this rank can have: a config or checkpoint asking for more stops with one line
+/// instead of "failed to allocate" (SIGABRT) or the machine swapping to a halt.
+///
+/// Estimate (bytes, in floating point so no width overflows):
+/// - P parameters = sum over layers of in x out + out (float32);
+/// - training: 4P each for parameters, gradients and Adam's two moments, plus 8P while a
+///   checkpoint's optimizer file is read on resume (24P), and the workspace: 3 floats per
+///   row per layer input and output (activations, pre-activations, gradients);
+/// - inference (checkpoint commands): 4P parameters plus 4P for the checkpoint file read
+///   whole, and the workspace;
+/// - 4 KiB per layer for the layer objects, names and per-layer buffers.
+public enum MemoryBudget {
+    /// A model that needs more than this rank can have.
+    public struct TooLarge: Error, CustomStringConvertible {
+        public let what: String
+        public let parameters: Double
+        public let neededBytes: Double
+        public let availableBytes: Double
+        public init(what: String, parameters: Double, neededBytes: Double, availableBytes: Double) {
+            self.what = what
+            self.parameters = parameters
+            self.neededBytes = neededBytes
+            self.availableBytes = availableBytes
+        }
+        public var description: String {
+            "\(what): about \(MemoryBudget.gb(neededBytes)) needed (\(MemoryBudget.count(parameters)) parameters, optimizer state and workspaces), more than the \(MemoryBudget.gb(availableBytes)) this rank can use; make the layers smaller or fewer"
+        }
+    }
+
+    /// Layer (in, out) widths of an architecture, encoder then decoder.
+    static func layers(_ a: VAEArchitecture) -> [(Double, Double)] {
+        var out: [(Double, Double)] = []
+        var width = a.encoderInputWidth
+        for h in a.encoderHidden { out.append((Double(width), Double(h))); width = h }
+        out.append((Double(width), Double(a.headsWidth)))
+        width = a.decoderInputWidth
+        for h in a.decoderHidden { out.append((Double(width), Double(h))); width = h }
+        out.append((Double(width), Double(a.inputDim)))
+        return out
+    }
+
+    /// Number of trainable parameters (the tensors a checkpoint holds; the flat buffer adds a
+    /// little alignment padding), exactly for any model that fits in memory.
+    public static func parameterCount(_ a: VAEArchitecture) -> Double {
+        layers(a).reduce(0) { $0 + $1.0 * $1.1 + $1.1 }
+    }
+
+    /// Estimated bytes for `rows` rows of workspace, training or not.
+    public static func neededBytes(_ a: VAEArchitecture, rows: Int, training: Bool) -> Double {
+        let l = layers(a)
+        let p = parameterCount(a)
+        let perRow = l.reduce(0) { $0 + 3 * ($1.0 + $1.1) } + Double(a.inputDim + 4 * a.latent)
+        return (training ? 24 : 8) * p + 4 * Double(max(rows, 1)) * perRow + 4096 * Double(l.count)
+    }
+
+    /// Bytes this process may allocate: the smaller of the kernel's MemAvailable and the
+    /// cgroup's remaining limit, shared by the ranks on this host.
+    public static func availableBytes(ranksOnHost: Int) -> Double {
+        var available = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+        if let text = try? FileBytes.readString("/proc/meminfo", limit: 1 << 20),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+           let kb = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) {
+            available = min(available, kb * 1024)
+        }
+        if let max = try? FileBytes.readString("/sys/fs/cgroup/memory.max", limit: 4096),
+           let limit = Double(max.trimmingCharacters(in: " \n")),
+           let current = (try? FileBytes.readString("/sys/fs/cgroup/memory.current", limit: 4096)).flatMap({ Double($0.trimmingCharacters(in: " \n")) }) {
+            available = min(available, Swift.max(0, limit - current))
+        }
+        return available / Double(Swift.max(ranksOnHost, 1))
+    }
+
+    /// Hidden layers per MLP at most: setting up 60,000 layers of width 8 took over a minute
+    /// (per-layer bookkeeping), far past any model this trainer is for.
+    public static let maxHiddenLayers = 1024
+
+    /// Throws `TooLarge` when the estimate exceeds what this rank can have, or when an MLP
+    /// has more than `maxHiddenLayers` hidden layers.
+    public static func check(_ a: VAEArchitecture, rows: Int, training: Bool, ranksOnHost: Int, what: String) throws {
+        let deepest = max(a.encoderHidden.count, a.decoderHidden.count)
+        if deepest > maxHiddenLayers {
+            throw TooManyLayers(what: what, layers: deepest, limit: maxHiddenLayers)
+        }
+        let needed = neededBytes(a, rows: rows, training: training)
+        let available = availableBytes(ranksOnHost: ranksOnHost)
+        if needed > available {
+            throw TooLarge(what: what, parameters: parameterCount(a), neededBytes: needed, availableBytes: available)
+        }
+    }
+
+    /// A model with more hidden layers than `maxHiddenLayers`.
+    public struct TooManyLayers: Error, CustomStringConvertible {
+        public let what: String
+        public let layers: Int
+        public let limit: Int
+        public var description: String { "\(what): \(layers) hidden layers in one MLP, at most \(limit) are supported" }
+    }
+
+    static func gb(_ bytes: Double) -> String {
+        bytes >= 1e9 ? PlotText.number(bytes / 1e9, decimals: 1) + " GB" : PlotText.number(bytes / 1e6, decimals: 1) + " MB"
+    }
+
+    static func count(_ n: Double) -> String {
+        n >= 1e9 ? PlotText.number(n / 1e9, decimals: 1) + " billion" : n >= 1e6 ? PlotText.number(n / 1e6, decimals: 1) + " million" : PlotText.number(n, decimals: 0)
+    }
+}
