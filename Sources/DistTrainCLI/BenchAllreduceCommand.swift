@@ -99,13 +99,27 @@ struct BenchAllreduceCommand: ParsableCommand {
     }
 
     /// The gradient size in bytes of the seed CVAE, or of --config's model.
-    func modelGradientBytes() throws -> Int {
+    /// A gradient larger than this rank can hold is refused before the buffer is allocated.
+    func modelGradientBytes(ranksOnHost: Int) throws -> Int {
         let architecture = try config.map { try TrainConfig.load(path: $0).architecture(inputDim: 784) } ?? VAEArchitecture()
-        return VAE(architecture).parameterCount * MemoryLayout<Float>.size
+        let bytes = MemoryBudget.parameterCount(architecture) * Double(MemoryLayout<Float>.size)
+        let available = MemoryBudget.availableBytes(ranksOnHost: ranksOnHost)
+        guard bytes <= available else {
+            throw MemoryBudget.TooLarge(what: "\(config ?? "the seed config"): the model's gradient", parameters: bytes / 4,
+                                        neededBytes: bytes, availableBytes: available)
+        }
+        return Int(bytes)
     }
 
     func measure(_ comm: Communicator) throws {
-        let modelBytes = try comm.collectively { try noModelSize ? nil : modelGradientBytes() }
+        let modelBytes = try comm.collectively { try noModelSize ? nil : modelGradientBytes(ranksOnHost: comm.localSize) }
+        // Every rank must time the same sizes the same number of times, or some would wait in
+        // an allreduce the others never start.
+        try comm.agree(on: [
+            ("--min-bytes", String(minBytes)), ("--max-bytes", String(maxBytes)), ("--factor", String(factor)),
+            ("--iterations", String(iterations)), ("--warmup", String(warmup)),
+            ("the model gradient size (--config, --no-model-size)", modelBytes.map { "\($0) bytes" } ?? "none"),
+        ], what: "what to measure")
         let sizes = AllreduceSeries.sizes(minBytes: minBytes, maxBytes: maxBytes, factor: factor, extra: modelBytes.map { [$0] } ?? [])
         let capacity = sizes.max()! / 4
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
