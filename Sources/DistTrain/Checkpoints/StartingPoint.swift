@@ -67,14 +67,15 @@ struct StartingPoint {
         let shared = comm.allgather(stateJSON)[0]
         var s = try TrainerState(json: try JSON.parse(bytes: shared), path: dir)
         adam.step = s.globalStep
-        if s.worldSize != comm.size && s.stepInEpoch > 0 {
-            // Batches of an interrupted epoch depend on the world size: start the next epoch cleanly.
+        if let change = s.midEpochChange(to: fresh) {
+            // Batches of an interrupted epoch depend on the world size and global batch: start the next epoch cleanly.
             if comm.isWriter {
-                log.notice("checkpoint was written by \(s.worldSize) ranks mid-epoch; resuming on \(comm.size) ranks from the start of epoch \(s.epoch + 2)")
+                log.notice("checkpoint was written \(change) mid-epoch; resuming from the start of epoch \(s.epoch + 2)")
             }
             s.finishEpoch()
         }
         s.worldSize = comm.size
+        s.globalBatch = fresh.globalBatch
         s.configHash = fresh.configHash
         s.dataHash = fresh.dataHash
         if comm.isWriter { log.notice("resumed from \(dir) at epoch \(s.epoch + 1), step \(s.globalStep)") }

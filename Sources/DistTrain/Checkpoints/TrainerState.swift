@@ -14,6 +14,8 @@ public struct TrainerState: Equatable, Sendable {
     /// Optimizer steps taken in total.
     public var globalStep = 0
     public var worldSize = 1
+    /// Samples per step summed over ranks (0: not recorded, checkpoints before it was).
+    public var globalBatch = 0
     public var seed = 0
     /// Running sums of the epoch in progress, so a resumed epoch reports the same train loss.
     public var epochBCE = 0.0
@@ -57,6 +59,7 @@ public struct TrainerState: Equatable, Sendable {
             ("step_in_epoch", .number(Double(stepInEpoch))),
             ("global_step", .number(Double(globalStep))),
             ("world_size", .number(Double(worldSize))),
+            ("global_batch", .number(Double(globalBatch))),
             ("rng", .object([
                 ("kind", "counter-based: sampler order from (seed, epoch, rank), noise from (seed, step, sample id)"),
                 ("seed", .number(Double(seed))),
@@ -94,6 +97,7 @@ public struct TrainerState: Equatable, Sendable {
         stepInEpoch = try int(json["step_in_epoch"], "step_in_epoch")
         globalStep = try int(json["global_step"], "global_step")
         worldSize = try int(json["world_size"], "world_size")
+        if json["global_batch"] != nil { globalBatch = try int(json["global_batch"], "global_batch") }
         seed = try int(json["rng"]?["seed"], "rng.seed")
         epochBCE = try num(json["epoch_sums"]?["bce"], "epoch_sums.bce")
         epochKL = try num(json["epoch_sums"]?["kl"], "epoch_sums.kl")

@@ -138,6 +138,7 @@ struct TrainingSetup {
             ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
         var fresh = TrainerState()
         fresh.worldSize = world
+        fresh.globalBatch = plan.globalBatch
         fresh.seed = config.training.seed
         fresh.configHash = Fingerprint.hash(config.json.serialized)
         fresh.dataHash = fingerprint
