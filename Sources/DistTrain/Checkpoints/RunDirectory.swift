@@ -82,9 +82,13 @@ public struct RunDirectory {
     }
 
     /// Writes a complete checkpoint: files into a hidden temporary directory, then one rename
-    /// makes it visible, then `latest` moves. Older step checkpoints beyond `keep` are removed,
-    /// except the one `best` names.
-    public func writeCheckpoint(step: Int, keep: Int, files: (String) throws -> Void) throws -> String {
+    /// makes it visible, then `best` moves (when `best`), then `latest`. Older step checkpoints
+    /// beyond `keep` are removed, except the one `best` names.
+    ///
+    /// `best` moves before `latest` so that a kill between the two never leaves `latest` on a
+    /// checkpoint whose trainer state names a best that the `best` pointer does not: a resume
+    /// from an older `latest` puts `best` back (see `TrainingSetup`) and redoes the epoch.
+    public func writeCheckpoint(step: Int, keep: Int, best: Bool = false, files: (String) throws -> Void) throws -> String {
         let name = RunDirectory.checkpointName(step: step)
         let final = checkpoints + "/" + name
         let temp = checkpoints + "/.incomplete-" + name
@@ -98,6 +102,7 @@ public struct RunDirectory {
             throw RunDirectoryError.cannotWrite(path: final, reason: reason)
         }
         RunDirectory.syncDirectory(checkpoints)
+        if best { try setPointer("best", to: name) }
         try setPointer("latest", to: name)
         prune(keep: keep)
         return name

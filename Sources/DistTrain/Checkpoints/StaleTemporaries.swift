@@ -54,3 +54,15 @@ extension RunDirectory {
         return names
     }
 }
+
+extension RunDirectory {
+    /// On resume: points `best` at the checkpoint the resumed trainer state names as best, when
+    /// that checkpoint is in this run directory and `best` says otherwise (a kill between the
+    /// `best` and `latest` renames, or a resume from an older checkpoint than `latest`).
+    public func restoreBestPointer(state: TrainerState) throws {
+        let name = state.bestCheckpoint
+        guard !name.isEmpty, !name.contains("/"), pointer("best") != name,
+              FileBytes.isDirectory(checkpoints + "/" + name) else { return }
+        try setPointer("best", to: name)
+    }
+}

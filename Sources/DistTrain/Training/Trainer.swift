@@ -376,14 +376,13 @@ public final class Trainer {
             let name = RunDirectory.checkpointName(step: s.globalStep)
             let isBest = testLoss.map { $0 < s.bestTestLoss } ?? false
             if isBest { s.bestTestLoss = testLoss!; s.bestCheckpoint = name }
-            _ = try run.writeCheckpoint(step: s.globalStep, keep: config.output.keepCheckpoints) { dir in
+            _ = try run.writeCheckpoint(step: s.globalStep, keep: config.output.keepCheckpoints, best: isBest) { dir in
                 try Checkpoint.writeModel(model, params: params.base, state: modelState.base, to: dir + "/model.safetensors", extra: [
                     ("epoch", String(s.epoch)), ("step", String(s.globalStep)), ("training_config", config.json.serialized),
                 ])
                 try Checkpoint.writeOptimizer(model, adam: fullAdam ?? adam, to: dir + "/optimizer.safetensors")
                 try AtomicFile.write(Array(s.json.pretty.utf8), to: dir + "/trainer.json")
             }
-            if isBest { try run.setPointer("best", to: name) }
             state = s
         }
         // Keep the best-loss bookkeeping identical on every rank.

@@ -164,7 +164,7 @@ struct TrainingSetup {
         }
         let resumedStep = resumeDir == nil ? nil : trainerState.globalStep
         let openEpoch = trainerState.stepInEpoch > 0 ? trainerState.epoch + 1 : nil
-        let run = self.run
+        let run = self.run, startState = trainerState
         var events: TensorBoardWriter?
         try comm.onWriter {
             // A fresh run never mixes its metrics or checkpoints into an earlier run's.
@@ -174,6 +174,7 @@ struct TrainingSetup {
             if !stale.isEmpty { log.notice("removed \(stale.count) temporary file(s) left by an interrupted run, e.g. \(stale[0])") }
             if let step = resumedStep {
                 try run.truncateMetrics(afterStep: step, openEpoch: openEpoch)
+                try run.restoreBestPointer(state: startState)
             } else {
                 try AtomicFile.write(Array(config.json.pretty.utf8), to: run.path + "/config.json")
             }
