@@ -135,8 +135,15 @@ struct EvalCommand: ParsableCommand {
         var sums: EvaluationSums
         var tally: ClusterTally?
         if categorical {
+            // K decoder passes per image: long for large K, so rank 0 shows its progress.
+            var lastShown = Clock.now()
+            let isRoot = comm.isRoot
             let all = CategoricalEvaluation.run(model: trained.model, params: trained.params.base, state: trained.state.base, shard: shard,
-                                                posteriorMean: posteriorMean).summed(over: comm)
+                                                posteriorMean: posteriorMean) { done, total in
+                guard isRoot, Clock.now() - lastShown >= 5 else { return }
+                lastShown = Clock.now()
+                AnalysisCLI.note("exact evaluation (\(a.latent) categories): \(done)/\(total) images of rank 0's share")
+            }.summed(over: comm)
             sums = all.sums
             tally = all.tally
         } else {

@@ -30,9 +30,13 @@ public struct CategoricalEvaluation: Equatable, Sendable {
     /// bce + kl - nllIW = KL(q(c|x) || p(c|x)) >= 0. No noise is drawn: the result does not
     /// depend on the seed or on how records are split over ranks. For a conditional model every
     /// term is conditioned on the label y (it gives -log p(x|y)).
+    ///
+    /// Only the shard's first `limit` records are evaluated when given (see
+    /// `CategoricalBudget`); `progress` hears (records done, records to do) after each batch.
     public static func run(model: VAE, params: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>? = nil,
                            shard: DatasetShard, posteriorMean: Bool,
-                           batch: Int = 250, decodeBatch: Int = 1000) -> CategoricalEvaluation {
+                           batch: Int = 250, decodeBatch: Int = 1000, limit: Int? = nil,
+                           progress: ((Int, Int) -> Void)? = nil) -> CategoricalEvaluation {
         let a = model.architecture
         precondition(a.latentKind == .categorical, "CategoricalEvaluation needs a categorical latent")
         let k = a.latent, dim = a.inputDim
@@ -44,9 +48,10 @@ public struct CategoricalEvaluation: Equatable, Sendable {
         var result = CategoricalEvaluation(sums: EvaluationSums(), tally: ClusterTally(clusters: k, classes: a.classes))
         let logK = log(Double(k))
 
+        let total = min(shard.count, max(0, limit ?? shard.count))
         var start = 0
-        while start < shard.count {
-            let rows = min(enc.capacity, shard.count - start)
+        while start < total {
+            let rows = min(enc.capacity, total - start)
             for r in 0..<rows { shard.fill(enc, row: r, local: start + r, architecture: a) }
             model.encode(params, enc, rows: rows, state: state)
 
@@ -92,6 +97,7 @@ public struct CategoricalEvaluation: Equatable, Sendable {
             }
             result.sums.count += rows
             start += rows
+            progress?(start, total)
         }
         return result
     }

@@ -139,6 +139,11 @@ public final class Trainer {
         if comm.isWriter {
             log.info("model: \(model.trainableCount) parameters, \(model.trainingFlopsPerSample / 1000) kFLOP per sample per step")
             log.info("optimizer: \(schedule.kind.rawValue) schedule, peak lr \(schedule.peak)\(schedule.warmup > 0 ? ", \(schedule.warmup) warmup steps" : "")\(config.optimizer.clipGradNorm > 0 ? ", gradients clipped to norm \(config.optimizer.clipGradNorm)" : "")\(config.optimizer.weightDecay > 0 ? ", weight decay \(config.optimizer.weightDecay)" : ""); Adam state \(fmt(optimizerStateMB, 2)) MB per rank\(shardCounts != nil ? " (sharded 1/\(comm.size))" : "")")
+            if model.architecture.latentKind == .categorical {
+                let k = model.architecture.latent
+                let images = CategoricalBudget.images(categories: k, total: test.totalCount)
+                log.info("test loss: exact over \(k) categories, on \(images == test.totalCount ? "all \(images)" : "the first \(images) of \(test.totalCount)") test images (\(k) x images decoder rows, at most \(CategoricalBudget.decoderRows))")
+            }
             log.info("world \(comm.size): global batch \(plan.globalBatch), local batch \(localBatch) on rank 0, \(steps) steps per epoch\(steps < plan.stepsPerEpoch ? " (of \(plan.stepsPerEpoch): the rarest label of a shard limits it)" : ""), BLAS threads \(BLASThreads.current)")
         }
         while state.epoch < config.training.epochs && stepsLeft() {
@@ -332,8 +337,18 @@ public final class Trainer {
     public func evaluate() -> BatchLoss {
         let a = model.architecture
         if a.latentKind == .categorical {  // [gumbel]
-            let exact = CategoricalEvaluation.run(model: model, params: params.base, state: modelState.base, shard: test, posteriorMean: false)
-                .summed(over: comm)
+            // Bounded for large K (see CategoricalBudget); rank 0 reports progress of long ones.
+            let images = CategoricalBudget.images(categories: a.latent, total: test.totalCount)
+            let limit = CategoricalBudget.localLimit(images: images, firstIndex: test.firstIndex, count: test.count)
+            var lastShown = Clock.now()
+            let log = self.log, isRoot = comm.isRoot
+            let exact = CategoricalEvaluation.run(model: model, params: params.base, state: modelState.base, shard: test, posteriorMean: false,
+                                                  limit: limit) { done, total in
+                guard isRoot, Clock.now() - lastShown >= 5 else { return }
+                lastShown = Clock.now()
+                log.info("exact test evaluation (\(a.latent) categories): \(done)/\(total) images of rank 0's share")
+            }
+            .summed(over: comm)
             lastTestNMI = exact.tally.nmi
             return BatchLoss(bce: exact.sums.bce, kl: exact.sums.kl, rows: exact.sums.count)
         }
