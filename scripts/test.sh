@@ -63,6 +63,7 @@ step "PyTorch interop on the 4-rank checkpoint, both directions" 900 \
 step "variants: short run + every command" 600 bash scripts/scenarios/variants-check.sh
 step "multi-host: 2 ranks across two network namespaces" 330 bash scripts/scenarios/multihost-test.sh
 step "faults: kill -9 and resume, NaN injection, disagreeing ranks" 600 bash scripts/scenarios/fault-tests.sh
+step "bad input: issue 17 reproductions, kill at every rename" 1800 bash scripts/scenarios/bad-input-tests.sh
 
 echo
 (( skipped )) && printf 'skipped: %s\n' "${skips[@]}"
