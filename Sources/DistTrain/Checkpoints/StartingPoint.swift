@@ -70,7 +70,7 @@ struct StartingPoint {
         if let change = s.midEpochChange(to: fresh) {
             // Batches of an interrupted epoch depend on the world size and global batch: start the next epoch cleanly.
             if comm.isWriter {
-                log.notice("checkpoint was written \(change) mid-epoch; resuming from the start of epoch \(s.epoch + 2)")
+                log.notice("checkpoint was written mid-epoch \(change); resuming from the start of epoch \(s.epoch + 2)")
             }
             s.finishEpoch()
         }
