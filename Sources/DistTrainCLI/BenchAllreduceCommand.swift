@@ -84,7 +84,7 @@ struct BenchAllreduceCommand: ParsableCommand {
         var timings: [AllreduceTiming] = []
         for path in fit {
             do {
-                timings += try AllreduceSeries.timings(jsonLines: try FileBytes.readString(path))
+                timings += try AllreduceSeries.timings(jsonLines: try FileBytes.readString(path, limit: 64 << 20))
             } catch let e as AllreduceModelError {
                 throw BenchAllreduceError.unreadable(path: path, reason: e.description)
             }

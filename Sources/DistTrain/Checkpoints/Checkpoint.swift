@@ -31,7 +31,7 @@ public enum Checkpoint {
     /// has any) after checking the names and shapes match `model`.
     public static func readModel(_ model: VAE, into params: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>? = nil,
                                  from path: String) throws {
-        let file = try SafeTensors.read(path: path)
+        let file = try SafeTensors.read(path: path, limit: fileLimit(floats: model.trainableCount + model.stateLayout.totalCount))
         var slots = model.layout.exported.map { ($0, params) }
         if let state { slots += model.stateLayout.exported.map { ($0, state) } }
         for (slot, base) in slots {
@@ -47,6 +47,10 @@ public enum Checkpoint {
             throw CheckpointError.architectureMismatch(path: path, detail: "unexpected tensor \"\(extra)\"")
         }
     }
+
+    /// The most bytes a checkpoint file of `floats` values can need (float64 tensors and a
+    /// generous header): a larger file (a sparse or endless one) is refused before it is read.
+    static func fileLimit(floats: Int) -> Int { floats * 8 + (64 << 20) }
 
     /// Adam moments under `exp_avg.<name>` / `exp_avg_sq.<name>` (PyTorch's state names), step in the metadata.
     public static func writeOptimizer(_ model: VAE, adam: Adam, to path: String) throws {
@@ -64,7 +68,7 @@ public enum Checkpoint {
     }
 
     public static func readOptimizer(_ model: VAE, adam: Adam, from path: String) throws {
-        let file = try SafeTensors.read(path: path)
+        let file = try SafeTensors.read(path: path, limit: fileLimit(floats: 2 * model.trainableCount))
         guard file.metadata["format"] == "disttrain.adam.v1", let step = file.metadata["step"].flatMap(Int.init), step >= 0 else {
             throw CheckpointError.badState(path: path, reason: "not a disttrain optimizer state")
         }

@@ -72,7 +72,8 @@ public struct RunDirectory {
 
     /// The name in a pointer file (`latest`, `best`), or nil.
     public func pointer(_ name: String) -> String? {
-        guard let s = try? FileBytes.readString(checkpoints + "/" + name) else { return nil }
+        guard FileKind.special(checkpoints + "/" + name) == nil,
+              let s = try? FileBytes.readString(checkpoints + "/" + name, limit: 4096) else { return nil }
         let t = s.trimmingCharacters(in: " \n\t")
         return t.isEmpty ? nil : t
     }
@@ -122,7 +123,14 @@ public struct RunDirectory {
     }
 
     /// rm -r of a directory of plain files (checkpoint directories hold no subdirectories).
+    /// A symbolic link is removed itself, never followed (a `step-*` link to another directory
+    /// would otherwise have that directory's files deleted).
     static func removeTree(_ path: String) {
+        var info = stat()
+        if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFDIR {
+            unlink(path)
+            return
+        }
         if FileBytes.isDirectory(path) {
             for n in Directories.list(path) { unlink(path + "/" + n) }
             rmdir(path)

@@ -52,7 +52,7 @@ struct StartingPoint {
             try Checkpoint.readOptimizer(model, adam: adam, from: dir + "/optimizer.safetensors")
             let path = dir + "/trainer.json"
             let text: [UInt8]
-            do { text = try FileBytes.read(path) } catch { throw CheckpointError.missing(path: path) }
+            do { text = try FileBytes.read(path, limit: 16 << 20) } catch { throw CheckpointError.missing(path: path) }
             guard let j = try? JSON.parse(bytes: text) else { throw CheckpointError.badState(path: path, reason: "trainer.json is not valid JSON") }
             let s = try TrainerState(json: j, path: dir)
             guard s.seed == seed else {

@@ -52,7 +52,8 @@ public final class TrainedModel {
     /// checkpoints/latest). Throws `CheckpointError.missing` when none applies.
     public static func resolve(_ path: String) throws -> String {
         func pointed(_ pointer: String) -> String? {
-            guard !FileBytes.isDirectory(pointer), let text = try? FileBytes.readString(pointer) else { return nil }
+            // A pointer is one short line: a device, FIFO or big file is not one (and /dev/zero never ends).
+            guard FileKind.special(pointer) == nil, let text = try? FileBytes.readString(pointer, limit: 4096) else { return nil }
             let name = text.split(whereSeparator: { $0 == "\n" || $0 == " " || $0 == "\r" }).first.map(String.init) ?? ""
             guard !name.isEmpty, !name.contains("/") else { return nil }
             let dir = parent(of: pointer) + "/" + name
@@ -66,6 +67,7 @@ public final class TrainedModel {
             throw CheckpointError.missing(path: path + "/model.safetensors")
         }
         guard FileBytes.exists(path) else { throw CheckpointError.missing(path: path) }
+        if let kind = FileKind.special(path) { throw CheckpointError.badState(path: path, reason: "\(kind), not a checkpoint file") }
         if let f = pointed(path) { return f }
         return path
     }
