@@ -83,11 +83,12 @@ sed 's/"max_steps": 30 }/"max_steps": 30, "kl_weight": 1e30 }/' "$tmp/small.json
 status=$?
 if (( status == 0 )) || grep -q '^disttrain: error: non-finite' "$tmp/e.txt"; then ok "2: kl_weight 1e30: exit $status, no crash $(head -c 200 "$tmp/e.txt")"
 else bad "2: kl_weight 1e30: exit $status: $(head -c 600 "$tmp/e.txt")"; fi
-# A resumed diverged run passes more epoch ends (where it crashed before).
-"${t[@]}" "$bin" --config "$tmp/small.json" --lr 10 --max-steps 1 --epochs 3 --out "$tmp/lr10" --resume --quiet --no-progress 2> "$tmp/e.txt"
+# A resumed diverged run passes another epoch end (where it crashed again before).
+"${t[@]}" "$bin" --config "$tmp/small.json" --lr 10 --max-steps 2 --epochs 1 --out "$tmp/lr10" --resume --quiet --no-progress 2> "$tmp/e.txt"
 status=$?
-(( status == 0 )) && [[ $(grep -c '' "$tmp/lr10/metrics.jsonl") == 1 ]] && ok "2: --resume of the diverged run: exit 0" \
-  || bad "2: --resume of the diverged run: exit $status: $(head -c 600 "$tmp/e.txt")"
+(( status == 0 )) && grep -q '"step":2,' "$tmp/lr10/metrics.jsonl" && python3 -c "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])" "$tmp/lr10/curves.svg" \
+  && ok "2: --resume of the diverged run passes the next epoch end" \
+  || bad "2: --resume of the diverged run: exit $status: $(head -c 600 "$tmp/e.txt") $(cat "$tmp/lr10/metrics.jsonl")"
 
 # --- 4. per-rank starting points -------------------------------------------------------------
 cp -r "$run" "$tmp/r4"
@@ -135,7 +136,7 @@ for cmd in "generate --label 5 --out $tmp/c.png" "eval --count 10"; do
 done
 python3 -c "import json; print(json.dumps({'model': {'encoder_hidden': [8] * 6000000}}))" > "$tmp/layers6m.json"
 /usr/bin/time -f "%M" -o "$tmp/rss" "${t[@]}" "$bin" --config "$tmp/layers6m.json" --out "$tmp/l6" --quiet 2> "$tmp/e.txt"
-expect_error "5: six million layers (config)" "larger than 1048576 bytes" $? "$tmp/e.txt" && echo "  (peak $(cat "$tmp/rss") kB)"
+expect_error "5: six million layers (config)" "larger than 1048576 bytes" $? "$tmp/e.txt" && echo "  (peak $(tail -1 "$tmp/rss") kB)"
 python3 -c "
 import json, sys
 c = json.load(open(sys.argv[1])); c['model']['encoder_hidden'] = [8] * 100000; json.dump(c, open(sys.argv[2], 'w'))" "$tmp/small.json" "$tmp/layers100k.json"
@@ -147,7 +148,7 @@ truncate -s 4G "$tmp/sparse"
 sed "s|\"train_images\": \"[^\"]*\"|\"train_images\": \"$tmp/sparse\"|" "$tmp/small.json" > "$tmp/sparse.json"
 start=$(date +%s%3N)
 /usr/bin/time -f "%M" -o "$tmp/rss" "${t[@]}" "$bin" --config "$tmp/sparse.json" --out "$tmp/sp" --quiet 2> "$tmp/e.txt"
-status=$?; took=$(( $(date +%s%3N) - start )); rss=$(cat "$tmp/rss")
+status=$?; took=$(( $(date +%s%3N) - start )); rss=$(tail -1 "$tmp/rss")
 if expect_error "7: 4 GB sparse train_images" "not an IDX file: magic 0x00000000" $status "$tmp/e.txt"; then
   (( took < 10000 && rss < 1000000 )) && ok "7: refused in $took ms, peak $rss kB" || bad "7: sparse file took $took ms, peak $rss kB"
 fi
@@ -163,6 +164,12 @@ open(sys.argv[1], 'wb').write(struct.pack('>IIII', 0x803, 2000000000, 28, 28) + 
 sed "s|\"train_images\": \"[^\"]*\"|\"train_images\": \"$tmp/liar.idx\"|" "$tmp/small.json" > "$tmp/liar.json"
 "${t[@]}" "$bin" --config "$tmp/liar.json" --out "$tmp/z" --quiet 2> "$tmp/e.txt"
 expect_error "7: raw IDX header promising 2e9 images" "truncated: header promises 2000000000 records" $? "$tmp/e.txt"
+
+# Siblings: other files that were read whole or trusted.
+"${t[@]}" "$bin" generate --checkpoint /dev/zero --label 1 --out "$tmp/z.png" 2> "$tmp/e.txt"
+expect_error "7: generate --checkpoint /dev/zero" "/dev/zero: a character device, not a checkpoint file" $? "$tmp/e.txt"
+"${t[@]}" "$bin" --config "$tmp/small.json" --init-from /dev/zero --out "$tmp/z" --quiet 2> "$tmp/e.txt"
+expect_error "7: --init-from /dev/zero" "/dev/zero: larger than .* bytes" $? "$tmp/e.txt"
 
 # --- 8. per-rank evaluation arguments --------------------------------------------------------
 cp -r "$run" "$tmp/other"
@@ -186,7 +193,7 @@ expect_error "8: bench-allreduce, --iterations differing" "ranks disagree on wha
 status=$?
 state=$(cat "$tmp/b128/checkpoints/latest" 2>/dev/null)
 if (( status != 0 )); then bad "9: --batch-size 128 resume: exit $status: $(cat "$tmp/e.txt")"
-elif ! grep -q "global batch 256; this run has 1 rank with global batch 128.*resuming from the start of epoch 2" "$tmp/e.txt"; then bad "9: no notice: $(cat "$tmp/e.txt")"
+elif ! grep -q "checkpoint was written mid-epoch by 1 rank with global batch 256; this run has 1 rank with global batch 128; resuming from the start of epoch 2" "$tmp/e.txt"; then bad "9: no notice: $(cat "$tmp/e.txt")"
 elif ! python3 -c "
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -215,7 +222,7 @@ expect_error "11: output.dir with NUL" 'output.dir: the path "j/u\\u\{0000\}x" h
 [[ ! -e "$tmp/c11/j" ]] && ok "11: nothing created" || bad "11: $(ls -R "$tmp/c11/j")"
 "${t[@]}" "$bin" --config "$tmp/small.json" --out "$tmp/c11/a$(printf '\t')b" --quiet 2> "$tmp/e.txt"
 expect_error "11: --out with a tab" 'holds the control character U\+0009' $? "$tmp/e.txt"
-"${t[@]}" "$bin" generate --checkpoint "$run" --label 1 --out "$tmp/c11/x$(printf '\n')y.png" 2> "$tmp/e.txt"
+"${t[@]}" "$bin" generate --checkpoint "$run" --label 1 --out "$tmp/c11/x"$'\n'"y.png" 2> "$tmp/e.txt"
 expect_error "11: generate --out with a newline" 'holds the control character U\+000A' $? "$tmp/e.txt"
 
 # --- 12. categorical latent of 256 categories ------------------------------------------------
@@ -228,17 +235,21 @@ JSON
 start=$(date +%s%3N)
 "${t[@]}" "$bin" --config "$tmp/k256.json" --out "$tmp/k256" --no-progress 2> "$tmp/e.txt" > /dev/null
 status=$?; took=$(( $(date +%s%3N) - start ))
-if (( status == 0 )) && grep -q "exact over 256 categories, on the first 2500 of 10000 test images" "$tmp/e.txt" && (( took < 60000 )); then
+if (( status == 0 )) && grep -q "exact over 256 categories, on the first 390 of 10000 test images" "$tmp/e.txt" && (( took < 30000 )); then
   ok "12: 256 categories, 2 steps: $took ms; $(grep -o 'test loss: exact.*' "$tmp/e.txt")"
 else bad "12: 256 categories: exit $status after $took ms: $(head -c 600 "$tmp/e.txt")"; fi
 
 # --- 3. kill at every rename of a run, then --resume -----------------------------------------
-if ! command -v strace > /dev/null; then
+if [[ -n "${SKIP_KILL_TEST:-}" ]]; then
+  echo "skipped: 3 (SKIP_KILL_TEST set)"
+  skipped=1
+elif ! command -v strace > /dev/null; then
   echo "skipped: 3 (strace not installed; scripts/tools/install-deps.sh installs it)"
   skipped=1
 else
-  bash scripts/kill-at-rename-test.sh && ok "3: every kill point" || bad "3: kill at rename (see above)"
+  timeout 1500 bash scripts/scenarios/kill-at-rename-test.sh && ok "3: every kill point" || bad "3: kill at rename (see above)"
 fi
 
 echo "bad-input: $passed passed, $failed failed"
-(( failed == 0 ))
+(( failed == 0 )) || exit 1
+(( ${skipped:-0} == 0 )) || exit 77
