@@ -137,10 +137,10 @@ struct EvalCommand: ParsableCommand {
         if categorical {
             // K decoder passes per image: long for large K, so rank 0 shows its progress.
             var lastShown = Clock.now()
-            let isRoot = comm.isRoot
+            let isWriter = comm.isWriter
             let all = CategoricalEvaluation.run(model: trained.model, params: trained.params.base, state: trained.state.base, shard: shard,
                                                 posteriorMean: posteriorMean) { done, total in
-                guard isRoot, Clock.now() - lastShown >= 5 else { return }
+                guard isWriter, Clock.now() - lastShown >= 5 else { return }
                 lastShown = Clock.now()
                 AnalysisCLI.note("exact evaluation (\(a.latent) categories): \(done)/\(total) images of rank 0's share")
             }.summed(over: comm)

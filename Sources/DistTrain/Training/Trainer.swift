@@ -341,10 +341,10 @@ public final class Trainer {
             let images = CategoricalBudget.images(categories: a.latent, total: test.totalCount)
             let limit = CategoricalBudget.localLimit(images: images, firstIndex: test.firstIndex, count: test.count)
             var lastShown = Clock.now()
-            let log = self.log, isRoot = comm.isRoot
+            let log = self.log, isWriter = comm.isWriter
             let exact = CategoricalEvaluation.run(model: model, params: params.base, state: modelState.base, shard: test, posteriorMean: false,
                                                   limit: limit) { done, total in
-                guard isRoot, Clock.now() - lastShown >= 5 else { return }
+                guard isWriter, Clock.now() - lastShown >= 5 else { return }
                 lastShown = Clock.now()
                 log.info("exact test evaluation (\(a.latent) categories): \(done)/\(total) images of rank 0's share")
             }

@@ -40,12 +40,12 @@ struct TrainingSetup {
         run = RunDirectory(config.output.dir)
         BLASThreads.set(ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize))
 
-        // Every rank must run the same experiment on the same data.
         // Same starting point everywhere: the resume and init paths below are collective.
         try comm.agree(on: options.agreementItems, what: "how to start")
 
-        // Headers (and raw files' sizes) first: a bad or endless data file is refused in
-        // milliseconds, before the fingerprint streams every byte of it.
+        // Every rank must run the same experiment on the same data. Headers (and raw files'
+        // sizes) first: a bad or endless data file is refused in milliseconds, before the
+        // fingerprint streams every byte of it.
         let fingerprint = try comm.collectively { () throws -> String in
             try config.checkPaths()
             _ = try DatasetShard.recordCount(images: config.data.trainImages, labels: config.data.trainLabels)
