@@ -143,6 +143,15 @@ c = json.load(open(sys.argv[1])); c['model']['encoder_hidden'] = [8] * 100000; j
 "${t[@]}" "$bin" --config "$tmp/layers100k.json" --out "$tmp/l100k" --quiet 2> "$tmp/e.txt"
 expect_error "5: 100,000 layers of width 8" "100000 hidden layers in one MLP, at most 1024" $? "$tmp/e.txt"
 
+# --- 6. --threads: one limit, checked once (fixed on the config branch; checked here too) -----
+"${t[@]}" "$bin" eval --checkpoint "$run" --threads 2147483648 --count 10 > /dev/null 2> "$tmp/e.txt"
+expect_error "6: eval --threads 2147483648" "--threads \(runtime.blas_threads\) must be at most 1024" $? "$tmp/e.txt"
+"${t[@]}" "$bin" --config "$tmp/small.json" --threads 2147483647 --out "$tmp/t6" --quiet 2> "$tmp/e.txt"
+expect_error "6: train --threads 2147483647" "--threads \(runtime.blas_threads\) must be at most 1024" $? "$tmp/e.txt"
+"${t[@]}" "$bin" --config "$tmp/small.json" --threads 1024 --max-steps 1 --epochs 1 --out "$tmp/t6" --quiet --no-progress 2> "$tmp/e.txt" \
+  && "${t[@]}" "$bin" --config "$tmp/t6/config.json" --max-steps 1 --epochs 1 --out "$tmp/t6b" --quiet --no-progress 2>> "$tmp/e.txt" \
+  && ok "6: a config.json written with --threads 1024 is accepted by --config" || bad "6: $(cat "$tmp/e.txt")"
+
 # --- 7. huge, sparse and endless files -------------------------------------------------------
 truncate -s 4G "$tmp/sparse"
 sed "s|\"train_images\": \"[^\"]*\"|\"train_images\": \"$tmp/sparse\"|" "$tmp/small.json" > "$tmp/sparse.json"

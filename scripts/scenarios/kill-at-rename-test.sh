@@ -64,7 +64,7 @@ for n in $(seq 1 "$total"); do
   dir=$tmp/k$n
   # (in a subshell, so the shell's "Killed" notice goes to /dev/null too)
   ( timeout 300 strace -f -qq -o /dev/null -e trace=$renames -e inject=$renames:signal=KILL:when=$n \
-    "$bin" --config "$tmp/c.json" --quiet --no-progress --out "$dir" ) 2> /dev/null
+    "$bin" --config "$tmp/c.json" --quiet --no-progress --out "$dir"; exit $? ) 2> /dev/null
   killed=$?
   if (( killed == 0 )); then bad "kill point $n: the run was not killed"; continue; fi
   if [[ -s "$dir/checkpoints/latest" ]]; then
