@@ -55,9 +55,11 @@ struct EvalCommand: ParsableCommand {
         the true label, over the COUNT images
 
         There nll_iw is null and iw_samples 0 (nothing is sampled; --samples and --seed are not \
-        used), and the output adds nll, nmi and categories (K). Over the whole test set, loss \
-        and nmi are the trainer's test_loss and test_nmi of the same checkpoint. Every output \
-        has latent_kind ("gaussian" or "categorical").
+        used), and the output adds nll, nmi and categories (K). Over the whole test set (K up \
+        to 10; for larger K with --count floor(100000/K), the images the trainer evaluates), \
+        loss and nmi are the trainer's test_loss and test_nmi of the same checkpoint. A long \
+        exact evaluation reports its progress on stderr every 5 s. Every output has \
+        latent_kind ("gaussian" or "categorical").
 
         Under mpirun the first COUNT images are split into contiguous shards, one per rank, and \
         the sums are added across ranks; noise is keyed by image index, so the numbers do not \
