@@ -102,6 +102,8 @@ struct BenchAllreduceCommand: ParsableCommand {
     /// A gradient larger than this rank can hold is refused before the buffer is allocated.
     func modelGradientBytes(ranksOnHost: Int) throws -> Int {
         let architecture = try config.map { try TrainConfig.load(path: $0).architecture(inputDim: 784) } ?? VAEArchitecture()
+        // Layer stacks (conv, BatchNorm) are sized by building the model; the MLP form from its widths.
+        guard MemoryBudget.isMLP(architecture) else { return VAE(architecture).parameterCount * MemoryLayout<Float>.size }
         let bytes = MemoryBudget.parameterCount(architecture) * Double(MemoryLayout<Float>.size)
         let available = MemoryBudget.availableBytes(ranksOnHost: ranksOnHost)
         guard bytes <= available else {

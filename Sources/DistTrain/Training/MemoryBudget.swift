@@ -34,6 +34,9 @@ public enum MemoryBudget {
         }
     }
 
+    /// True for the MLP form the estimate covers (no explicit encoder or decoder layer stack).
+    public static func isMLP(_ a: VAEArchitecture) -> Bool { a.encoderLayers == nil && a.decoderLayers == nil }
+
     /// Layer (in, out) widths of an architecture, encoder then decoder.
     static func layers(_ a: VAEArchitecture) -> [(Double, Double)] {
         var out: [(Double, Double)] = []
@@ -84,6 +87,9 @@ public enum MemoryBudget {
     /// Throws `TooLarge` when the estimate exceeds what this rank can have, or when an MLP
     /// has more than `maxHiddenLayers` hidden layers.
     public static func check(_ a: VAEArchitecture, rows: Int, training: Bool, ranksOnHost: Int, what: String) throws {
+        // The estimate covers the MLP form (encoder_hidden / decoder_hidden); explicit layer
+        // stacks (conv, BatchNorm, ...) are not estimated yet.
+        guard isMLP(a) else { return }
         let deepest = max(a.encoderHidden.count, a.decoderHidden.count)
         if deepest > maxHiddenLayers {
             throw TooManyLayers(what: what, layers: deepest, limit: maxHiddenLayers)
