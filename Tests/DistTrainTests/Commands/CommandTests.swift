@@ -544,6 +544,6 @@ struct VariantConfigTests {
         #expect(loss.bce.isFinite && loss.kl.isFinite && loss.rows > 0)
         // The checkpoint it wrote loads back with the config's architecture.
         let loaded = try TrainedModel(checkpoint: out)
-        #expect(loaded.architecture == c.architecture(inputDim: 784))
+        #expect(loaded.architecture == c.architecture(rows: 28, cols: 28))
     }
 }

@@ -87,7 +87,8 @@ struct ConfigTests {
         "classes": 10,
         "activation": "relu",
         "leaky_slope": 0.2,
-        "latent_kind": "gaussian"
+        "latent_kind": "gaussian",
+        "reconstruction": "bce"
       },
       "data": {
         "train_images": "data/mnist/train-images-idx3-ubyte.gz",
@@ -140,6 +141,7 @@ struct ConfigTests {
         "allreduce": "overlap",
         "bucket_mb": 1,
         "wire": "fp32",
+        "batchnorm": "sync",
         "shard_optimizer": false
       }
     }
