@@ -5,13 +5,22 @@ usage: export_from_pytorch.py OUT [--seed S] [--conditioning both|decoder|none]
                               [--encoder-hidden 512,512] [--decoder-hidden 512,512] [--latent 16]
                               [--classes 10] [--input-dim 784] [--activation relu|leaky_relu]
                               [--leaky-slope 0.2] [--from CHECKPOINT]
+       export_from_pytorch.py OUT --stack CONFIG [--input-shape 1,28,28] [--seed S] [--random-state]
 
 OUT is a file path, or a directory that gets OUT/model.safetensors. The module is the one
-in load_in_pytorch.py, initialized by nn.Linear's defaults after torch.manual_seed(S) (or
-with the weights of --from, any checkpoint load_in_pytorch.py reads: a round trip). The file
-holds, like disttrain's own checkpoints: `__metadata__` {"format": "disttrain.vae.v1",
-"config": "<architecture JSON>"}, then every tensor as little-endian F32 in nn.Linear
-convention ([out, in] weights), the header padded with spaces to an 8-byte boundary, so
+in load_in_pytorch.py, initialized by PyTorch's defaults after torch.manual_seed(S) (or
+with the weights of --from, any checkpoint load_in_pytorch.py reads: a round trip). Without
+--stack it is the MLP form; --stack CONFIG builds a layer-stack model from a disttrain
+config file (its "model" section: encoder, decoder, latent, classes, conditioning,
+latent_kind, reconstruction) or from an architecture JSON file (as in a checkpoint's
+metadata, input_shape included). The input shape defaults to 784 for a linear-first encoder
+and 1,28,28 otherwise. --random-state gives BatchNorm seeded non-trivial running statistics
+(what a trained model has) instead of 0 / 1 / 0 batches.
+
+The file holds, like disttrain's own checkpoints: `__metadata__` {"format": "disttrain.vae.v1",
+"config": "<architecture JSON>"}, then every tensor little-endian (F32, and I64 for BatchNorm's
+num_batches_tracked) in PyTorch's conventions (Linear [out, in], Conv2d [out, in, kh, kw],
+ConvTranspose2d [in, out, kh, kw]), the header padded with spaces to an 8-byte boundary, so
 `disttrain train --init-from OUT` can start from it. The file is written atomically and read
 back before the script reports success.
 """
@@ -25,11 +34,44 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load_in_pytorch import FORMAT, DisttrainVAE, load_model, read_safetensors, resolve_checkpoint  # noqa: E402
+from load_in_pytorch import (FORMAT, DisttrainVAE, DisttrainStackVAE, is_stack, load_model,  # noqa: E402
+                             read_safetensors, resolve_checkpoint)
+
+LAYER_KEYS = {  # layer type -> its keys besides "type", in the order disttrain writes them
+    "linear": ["out"], "conv2d": ["out", "kernel", "stride", "padding"],
+    "conv_transpose2d": ["out", "kernel", "stride", "padding", "output_padding"],
+    "batchnorm": [], "dropout": ["p"], "relu": [], "leaky_relu": ["slope"], "tanh": [], "sigmoid": [],
+    "flatten": [], "reshape": ["shape"],
+}
+LAYER_DEFAULTS = {"stride": 1, "padding": 0, "output_padding": 0, "slope": 0.01}
+
+
+def layer_object(spec):
+    kind = spec["type"]
+    if kind not in LAYER_KEYS:
+        raise ValueError(f"unknown layer type {kind!r}")
+    out = {"type": kind}
+    for key in LAYER_KEYS[kind]:
+        value = spec.get(key, LAYER_DEFAULTS.get(key))
+        if value is None:
+            raise ValueError(f"layer {json.dumps(spec)} lacks {key!r}")
+        out[key] = [int(d) for d in value] if key == "shape" else float(value) if key in ("p", "slope") else int(value)
+    return out
 
 
 def architecture_json(config):
     """The metadata "config" string, with the keys and explanations disttrain writes."""
+    if is_stack(config):
+        return json.dumps({
+            "input_shape": [int(d) for d in config["input_shape"]],
+            "classes": int(config["classes"]),
+            "conditioning": config["conditioning"],
+            "latent": int(config["latent"]),
+            "latent_kind": config.get("latent_kind", "gaussian"),
+            "reconstruction": config.get("reconstruction", "bce"),
+            "encoder": [layer_object(l) for l in config["encoder"]],
+            "decoder": [layer_object(l) for l in config["decoder"]],
+        }, separators=(",", ":"))
     ordered = {
         "input_dim": int(config["input_dim"]),
         "classes": int(config["classes"]),
@@ -46,12 +88,15 @@ def architecture_json(config):
 
 
 def write_safetensors(path, tensors, metadata):
-    """tensors: name -> torch tensor (written as little-endian float32, in this order)."""
+    """tensors: name -> torch tensor (written in this order as little-endian float32, integer
+    tensors as int64)."""
     header = {"__metadata__": dict(metadata)}
     blobs, offset = [], 0
     for name, tensor in tensors.items():
-        blob = tensor.detach().cpu().contiguous().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensor.shape), "data_offsets": [offset, offset + len(blob)]}
+        integer = not tensor.is_floating_point()
+        blob = tensor.detach().cpu().contiguous().numpy().astype("<i8" if integer else "<f4").tobytes()
+        header[name] = {"dtype": "I64" if integer else "F32", "shape": list(tensor.shape),
+                        "data_offsets": [offset, offset + len(blob)]}
         blobs.append(blob)
         offset += len(blob)
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
@@ -94,11 +139,48 @@ def main():
     parser.add_argument("--activation", choices=["relu", "leaky_relu"], default="relu")
     parser.add_argument("--leaky-slope", type=float, default=0.2)
     parser.add_argument("--from", dest="source", help="copy the weights (and architecture) of this checkpoint")
+    parser.add_argument("--stack", metavar="CONFIG", help="layer-stack model from this disttrain config or architecture JSON")
+    parser.add_argument("--input-shape", help="input shape of a --stack model, e.g. 1,28,28 or 784")
+    parser.add_argument("--random-state", action="store_true",
+                        help="seeded non-trivial BatchNorm running statistics (--stack models)")
     args = parser.parse_args()
 
     if args.source:
         model, _ = load_model(resolve_checkpoint(args.source))
         config = model.config
+    elif args.stack:
+        try:
+            with open(args.stack) as f:
+                loaded = json.load(f)
+        except (OSError, ValueError) as error:
+            parser.error(f"--stack {args.stack}: {error}")
+        section = loaded.get("model", loaded)
+        if not is_stack(section):
+            parser.error(f"--stack {args.stack}: no \"encoder\" layer list (an MLP config? use the MLP options)")
+        config = {k: section[k] for k in ("encoder", "decoder", "latent", "classes", "conditioning") if k in section}
+        config["latent_kind"] = section.get("latent_kind", "gaussian")
+        config["reconstruction"] = section.get("reconstruction", "bce")
+        config.setdefault("classes", 10)
+        config.setdefault("conditioning", "none")
+        if args.input_shape:
+            config["input_shape"] = [int(d) for d in args.input_shape.split(",")]
+        elif "input_shape" in section:
+            config["input_shape"] = section["input_shape"]
+        else:
+            first = config["encoder"][0]["type"] if config["encoder"] else "linear"
+            config["input_shape"] = [784] if first == "linear" else [1, 28, 28]
+        config = json.loads(architecture_json(config))  # normalized layer objects
+        torch.manual_seed(args.seed)
+        model = DisttrainStackVAE(config)
+        if args.random_state:
+            generator = torch.Generator().manual_seed(args.seed + 1)
+            for name, buffer in model.named_buffers():
+                if name.endswith("running_mean"):
+                    buffer.copy_(0.2 * torch.randn(buffer.shape, generator=generator))
+                elif name.endswith("running_var"):
+                    buffer.copy_(0.5 + torch.rand(buffer.shape, generator=generator))
+                elif name.endswith("num_batches_tracked"):
+                    buffer.fill_(7)
     else:
         if min(args.latent, args.classes, args.input_dim) < 1:
             parser.error("--latent, --classes and --input-dim must be at least 1")
@@ -120,7 +202,7 @@ def main():
 
     # Read it back the way disttrain's users would: same names, shapes and values.
     back, back_meta = read_safetensors(out)
-    if list(back) != list(state) or any(not torch.equal(back[k], state[k].float()) for k in state):
+    if list(back) != list(state) or any(not torch.equal(back[k], state[k].to(back[k].dtype)) for k in state):
         print(f"export_from_pytorch: error: {out} does not read back identically", file=sys.stderr)
         return 1
     assert back_meta["format"] == FORMAT and json.loads(back_meta["config"])["latent"] == config["latent"]

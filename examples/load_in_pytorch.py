@@ -9,15 +9,29 @@ or a run directory (its checkpoints/latest is used).
 The model is rebuilt from the checkpoint's own metadata (`__metadata__["config"]`), so any
 disttrain VAE/CVAE loads, and the safetensors file is parsed here with struct + json + numpy
 (the `safetensors` package is not needed; when it is installed, its reading is cross-checked).
+Two model forms:
+  - MLP (config keys encoder_hidden / decoder_hidden / activation): nn.Linear layers named
+    encoder.layers.{i}, encoder.mean, encoder.logvar, decoder.layers.{i}, decoder.out.
+  - Layer stacks (config keys input_shape / encoder / decoder, lists of layer objects:
+    linear, conv2d, conv_transpose2d, batchnorm, dropout, relu, leaky_relu, tanh, sigmoid,
+    flatten, reshape): encoder.layers and decoder.layers are nn.Sequential (tensor names
+    encoder.layers.{i}.<param>, i counting every layer), BatchNorm state (running_mean,
+    running_var, num_batches_tracked as I64) loaded with the parameters. The one-hot label
+    joins the encoder at its input for a flat input ([x | y]), otherwise after the first
+    layer whose output is flat (after a flatten added at the end if none is); the heads
+    encoder.mean / encoder.logvar read the flat features.
 
-The loss is deterministic: z is the posterior mean (no sampling noise), on the first N test
-images of MNIST (data/mnist/t10k-*-ubyte.gz), in float32:
+The loss is deterministic: z is the posterior mean (no sampling noise), the module in eval
+mode (BatchNorm uses its running statistics, dropout is off), on the first N test images of
+MNIST (data/mnist/t10k-*-ubyte.gz), in float32:
 
-    loss = mean over images of [ sum over pixels of BCE-with-logits(decoder([mean | one-hot]), x)
+    loss = mean over images of [ sum over pixels of recon(decoder([mean | one-hot]), x)
                                  + kl_weight * KL(N(mean, exp(logvar)) || N(0, I)) ]
 
-with x = pixels / 255. It prints {"loss": ..., "bce": ..., "kl": ..., "count": N} (bce and kl
-are per-image means). With --compare VALUE it exits 1 if |loss - VALUE| > 1e-4 * |VALUE|.
+with x = pixels / 255 and recon BCE-with-logits (reconstruction "bce", the MLP form's only
+one) or (sigmoid(logits) - x)^2 (reconstruction "mse"). It prints {"loss": ..., "bce": ...,
+"kl": ..., "count": N} (bce, the reconstruction term whichever it is, and kl are per-image
+means). With --compare VALUE it exits 1 if |loss - VALUE| > 1e-4 * |VALUE|.
 """
 import argparse
 import gzip
@@ -38,7 +52,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # --- safetensors, by hand -------------------------------------------------------------------
 
 def read_safetensors(path):
-    """(tensors by name in header order, metadata dict). Little-endian F32/F16/BF16/F64 only."""
+    """(tensors by name in header order, metadata dict). Little-endian F32/F16/BF16/F64 (read
+    as float32) and I64/I32 (read as int64: BatchNorm's num_batches_tracked) only."""
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < 8:
@@ -54,13 +69,15 @@ def read_safetensors(path):
         dtype, shape = entry["dtype"], [int(d) for d in entry["shape"]]
         begin, end = (int(o) for o in entry["data_offsets"])
         count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        sizes = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}
+        sizes = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4}
         if dtype not in sizes:
-            raise ValueError(f"{path}: tensor {name}: dtype {dtype} is not a float type")
+            raise ValueError(f"{path}: tensor {name}: dtype {dtype} is not a float or integer type this reader knows")
         if end - begin != count * sizes[dtype] or start + end > len(data):
             raise ValueError(f"{path}: tensor {name}: offsets [{begin}, {end}] do not fit shape {shape} of {dtype}")
         raw = np.frombuffer(data, dtype=np.uint8, count=end - begin, offset=start + begin)
-        if dtype == "BF16":
+        if dtype in ("I64", "I32"):
+            values = raw.view({"I64": "<i8", "I32": "<i4"}[dtype]).astype(np.int64)
+        elif dtype == "BF16":
             values = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
         else:
             values = raw.view({"F32": "<f4", "F16": "<f2", "F64": "<f8"}[dtype]).astype(np.float32)
@@ -75,7 +92,7 @@ def check_with_safetensors_package(path, tensors):
     except ImportError:
         return False
     theirs = load_file(path)
-    if set(theirs) != set(tensors) or any(not torch.equal(theirs[k].float(), tensors[k]) for k in tensors):
+    if set(theirs) != set(tensors) or any(not torch.equal(theirs[k].to(tensors[k].dtype), tensors[k]) for k in tensors):
         raise ValueError(f"{path}: the safetensors package reads different tensors")
     return True
 
@@ -160,21 +177,214 @@ class DisttrainVAE(nn.Module):
         return bce, kl
 
 
+# --- Layer-stack models ---------------------------------------------------------------------
+
+class Reshape(nn.Module):
+    """Rows to the given per-row shape (no parameters; a position in nn.Sequential's count)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(int(d) for d in shape)
+
+    def forward(self, x):
+        return x.reshape((x.shape[0],) + self.shape)
+
+    def extra_repr(self):
+        return f"shape={list(self.shape)}"
+
+
+class FlatLinear(nn.Linear):
+    """nn.Linear over the flattened row (disttrain's Linear reads a row whatever its shape)."""
+
+    def forward(self, x):
+        return super().forward(x.flatten(1))
+
+
+def count(shape):
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def build_layer(spec, shape):
+    """(module, output shape) of one layer object on per-row input `shape` ([C, H, W] or [F])."""
+    kind = spec.get("type")
+    if kind == "linear":
+        return FlatLinear(count(shape), int(spec["out"])), [int(spec["out"])]
+    if kind in ("conv2d", "conv_transpose2d"):
+        if len(shape) != 3:
+            raise ValueError(f"{kind} needs a [C, H, W] input, got {shape}")
+        k, s, p = int(spec["kernel"]), int(spec.get("stride", 1)), int(spec.get("padding", 0))
+        c, h, w = shape
+        out = int(spec["out"])
+        if kind == "conv2d":
+            return nn.Conv2d(c, out, k, stride=s, padding=p), [out, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1]
+        op = int(spec.get("output_padding", 0))
+        side = lambda n: (n - 1) * s - 2 * p + k + op  # noqa: E731
+        return nn.ConvTranspose2d(c, out, k, stride=s, padding=p, output_padding=op), [out, side(h), side(w)]
+    if kind == "batchnorm":
+        if len(shape) == 3:
+            return nn.BatchNorm2d(shape[0], eps=1e-5, momentum=0.1), shape
+        return nn.BatchNorm1d(count(shape), eps=1e-5, momentum=0.1), shape
+    if kind == "dropout":
+        return nn.Dropout(float(spec["p"])), shape
+    if kind == "relu":
+        return nn.ReLU(), shape
+    if kind == "leaky_relu":
+        return nn.LeakyReLU(float(spec.get("slope", 0.01))), shape
+    if kind == "tanh":
+        return nn.Tanh(), shape
+    if kind == "sigmoid":
+        return nn.Sigmoid(), shape
+    if kind == "flatten":
+        return nn.Flatten(), [count(shape)]
+    if kind == "reshape":
+        target = [int(d) for d in spec["shape"]]
+        if count(target) != count(shape):
+            raise ValueError(f"reshape {target} of a {shape} input: {count(target)} values, not {count(shape)}")
+        return Reshape(target), target
+    raise ValueError(f"unknown layer type {kind!r}")
+
+
+def build_stack(specs, shape):
+    """(nn.Sequential, per-layer output shapes)."""
+    modules, shapes = [], []
+    for i, spec in enumerate(specs):
+        try:
+            module, shape = build_layer(spec, shape)
+        except (KeyError, ValueError, TypeError) as error:
+            raise ValueError(f"layer {i} {json.dumps(spec)}: {error}") from None
+        modules.append(module)
+        shapes.append(shape)
+    return nn.Sequential(*modules), shapes
+
+
+class StackEncoder(nn.Module):
+    """encoder.layers (nn.Sequential), the label join, encoder.mean and encoder.logvar.
+    `classes` > 0: the one-hot label joins after the first layer whose output is flat (or after
+    the whole stack, flattened); a label joining at the input is the caller's (classes 0)."""
+
+    def __init__(self, config, input_shape, classes):
+        super().__init__()
+        modules, shape = [], list(input_shape)
+        self.classes, self.join_after = classes, None
+        for i, spec in enumerate(config["encoder"]):
+            try:
+                module, shape = build_layer(spec, shape)
+            except (KeyError, ValueError, TypeError) as error:
+                raise ValueError(f"encoder layer {i} {json.dumps(spec)}: {error}") from None
+            modules.append(module)
+            if classes and self.join_after is None and len(shape) == 1:
+                self.join_after, shape = i, [shape[0] + classes]
+        if classes and self.join_after is None:
+            self.join_after, shape = len(modules) - 1, [count(shape) + classes]
+        self.layers = nn.Sequential(*modules)
+        latent = int(config["latent"])
+        self.mean = nn.Linear(count(shape), latent)
+        self.logvar = nn.Linear(count(shape), latent)
+
+    def forward(self, x, label):
+        if self.classes and self.join_after == -1:
+            x = torch.cat([x.flatten(1), label], dim=1)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if self.classes and i == self.join_after:
+                x = torch.cat([x.flatten(1), label], dim=1)
+        x = x.flatten(1)
+        return self.mean(x), self.logvar(x)
+
+
+class StackDecoder(nn.Module):
+    def __init__(self, config, width):
+        super().__init__()
+        self.layers, self.shapes = build_stack(config["decoder"], [width])
+
+    def forward(self, z):
+        return self.layers(z)
+
+
+class DisttrainStackVAE(nn.Module):
+    """disttrain's layer-stack VAE/CVAE (conv, transposed conv, BatchNorm, dropout, ...)."""
+
+    def __init__(self, config):
+        super().__init__()
+        if config["conditioning"] not in ("both", "decoder", "none"):
+            raise ValueError(f"unknown conditioning {config['conditioning']!r}")
+        if config.get("latent_kind", "gaussian") != "gaussian":
+            raise ValueError(f"latent_kind {config['latent_kind']!r}: only gaussian is rebuilt here")
+        if config.get("reconstruction", "bce") not in ("bce", "mse"):
+            raise ValueError(f"unknown reconstruction {config['reconstruction']!r}")
+        self.config = dict(config)
+        input_shape = [int(d) for d in config["input_shape"]]
+        encoder = config["encoder"]
+        # A linear-first stack reads the flat pixel vector (the label joins it: [x | y]).
+        flat_input = len(input_shape) == 1 or (encoder and encoder[0].get("type") == "linear")
+        self.input_shape = [count(input_shape)] if flat_input else input_shape
+        classes = int(config["classes"]) if config["conditioning"] == "both" else 0
+        if flat_input and classes:  # [x | y] at the input
+            self.encoder = StackEncoder(config, [self.input_shape[0] + classes], 0)
+        else:
+            self.encoder = StackEncoder(config, self.input_shape, classes)
+        width = int(config["latent"]) + (int(config["classes"]) if config["conditioning"] != "none" else 0)
+        self.decoder = StackDecoder(config, width)
+        out = self.decoder.shapes[-1] if self.decoder.shapes else [width]
+        if count(out) != count(input_shape):
+            raise ValueError(f"decoder ends at {out} ({count(out)} values), the input has {count(input_shape)}")
+
+    def one_hot(self, labels):
+        return F.one_hot(labels.long(), self.config["classes"]).float()
+
+    def encode(self, x, labels):
+        """x: [B, P] pixels in [0, 1]."""
+        x = x.reshape([x.shape[0]] + self.input_shape)
+        if self.config["conditioning"] == "both" and len(self.input_shape) == 1:
+            return self.encoder(torch.cat([x, self.one_hot(labels)], dim=1), None)
+        label = self.one_hot(labels) if self.config["conditioning"] == "both" else None
+        return self.encoder(x, label)
+
+    def decode(self, z, labels):
+        if self.config["conditioning"] != "none":
+            z = torch.cat([z, self.one_hot(labels)], dim=1)
+        return self.decoder(z).flatten(1)
+
+    def deterministic_loss_terms(self, x, labels):
+        """Per-image (reconstruction, kl) with z = posterior mean."""
+        mean, logvar = self.encode(x, labels)
+        logits = self.decode(mean, labels)
+        if self.config.get("reconstruction", "bce") == "mse":
+            recon = (torch.sigmoid(logits) - x).square().sum(dim=1)
+        else:
+            recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
+        kl = (-0.5 * (1 + logvar - mean * mean - logvar.exp())).sum(dim=1)
+        return recon, kl
+
+
+def is_stack(config):
+    return isinstance(config.get("encoder"), list)
+
+
 def model_config(metadata, path):
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise ValueError(f"{path}: not a disttrain model (metadata format {metadata.get('format')!r})")
     config = json.loads(metadata["config"])
-    keys = ["input_dim", "classes", "conditioning", "encoder_hidden", "decoder_hidden", "latent", "activation"]
+    if is_stack(config):
+        keys = ["input_shape", "classes", "conditioning", "encoder", "decoder", "latent"]
+    else:
+        keys = ["input_dim", "classes", "conditioning", "encoder_hidden", "decoder_hidden", "latent", "activation"]
     missing = [k for k in keys if k not in config]
     if missing:
         raise ValueError(f"{path}: model config lacks {missing}")
+    if is_stack(config):
+        config["input_dim"] = count(config["input_shape"])
     return config
+
+
+def build_model(config):
+    return DisttrainStackVAE(config) if is_stack(config) else DisttrainVAE(config)
 
 
 def load_model(path):
     """The module with the checkpoint's weights, and whether the safetensors package agreed."""
     tensors, metadata = read_safetensors(path)
-    model = DisttrainVAE(model_config(metadata, path))
+    model = build_model(model_config(metadata, path))
     model.load_state_dict(tensors, strict=True)  # names and shapes must match exactly
     return model.eval(), check_with_safetensors_package(path, tensors)
 
