@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""PyTorch side of launch/conv-benchmark, and its report.
+
+  conv_benchmark.py torch CONFIG --steps N --threads T [--ranks R] [--data DIR]
+      Trains the disttrain config's layer-stack model in PyTorch with its recipe (global batch,
+      Adam lr / betas / eps, kl_weight, reconstruction) for N steps on MNIST and prints one JSON
+      line: {"samples_per_s": ..., "seconds": ..., "steps": N, ...}. R > 1 runs DistributedDataParallel
+      over gloo with R processes on this host, T threads each, the global batch split evenly.
+      The model is examples/load_in_pytorch.py's DisttrainStackVAE (same layers, same names,
+      PyTorch's default init); the step is: reparameterized z = mean + exp(logvar / 2) eps,
+      loss = mean over the batch of [sum over pixels of recon + kl_weight KL], backward, Adam.
+      Timed like disttrain's training loop: every step from the first (data included), no eval.
+
+  conv_benchmark.py report RUNS.jsonl --out DIR [--note TEXT]
+      Writes DIR/conv-benchmark.json and DIR/conv-benchmark.md and prints the table.
+"""
+import argparse
+import gzip
+import json
+import os
+import platform
+import struct
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        (magic,) = struct.unpack(">I", f.read(4))
+        dims = struct.unpack(">" + "I" * (magic & 0xFF), f.read(4 * (magic & 0xFF)))
+        data = f.read()
+    import numpy as np
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+
+
+def stack_config(path):
+    """(architecture config for DisttrainStackVAE, recipe) from a disttrain config file."""
+    with open(path) as f:
+        config = json.load(f)
+    model = dict(config["model"])
+    if not isinstance(model.get("encoder"), list):
+        raise SystemExit(f"conv_benchmark: {path}: not a layer-stack model (no encoder list)")
+    model.setdefault("classes", 10)
+    model.setdefault("conditioning", "none")
+    model.setdefault("reconstruction", "bce")
+    model.setdefault("latent_kind", "gaussian")
+    if "input_shape" not in model:
+        first = model["encoder"][0]["type"] if model["encoder"] else "linear"
+        model["input_shape"] = [784] if first == "linear" else [1, 28, 28]
+    training, optimizer = config.get("training", {}), config.get("optimizer", {})
+    recipe = {"global_batch": int(training.get("global_batch", 256)), "kl_weight": float(training.get("kl_weight", 1.0)),
+              "lr": float(optimizer.get("lr", 1e-3)), "beta1": float(optimizer.get("beta1", 0.9)),
+              "beta2": float(optimizer.get("beta2", 0.999)), "eps": float(optimizer.get("eps", 1e-8)),
+              "sync_bn": bool(config.get("runtime", {}).get("sync_batchnorm", False))}
+    return model, recipe
+
+
+def train(rank, world, args, result_path):
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    sys.path.insert(0, os.path.join(REPO, "examples"))
+    from load_in_pytorch import DisttrainStackVAE
+
+    torch.set_num_threads(args.threads)
+    if world > 1:
+        import torch.distributed as dist
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+    arch, recipe = stack_config(args.config)
+    torch.manual_seed(0)
+    model = DisttrainStackVAE(arch).train()
+    sync_bn = False
+    if world > 1 and recipe["sync_bn"]:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        sync_bn = True
+
+    images = read_idx(os.path.join(args.data, "train-images-idx3-ubyte.gz"))
+    labels = read_idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz"))
+    n = images.shape[0]
+    x_all = torch.from_numpy(images.reshape(n, -1).astype(np.float32) / np.float32(255))
+    y_all = torch.from_numpy(labels.astype(np.int64))
+    batch = recipe["global_batch"] // world
+    rng = np.random.default_rng(rank)
+    beta = recipe["kl_weight"]
+    mse = arch["reconstruction"] == "mse"
+
+    class Step(torch.nn.Module):  # the whole forward in one module, so DDP sees one call
+        def __init__(self, vae):
+            super().__init__()
+            self.vae = vae
+
+        def forward(self, x, y):
+            mean, logvar = self.vae.encode(x, y)
+            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+            logits = self.vae.decode(z, y)
+            if mse:
+                recon = (torch.sigmoid(logits) - x).square().sum(dim=1)
+            else:
+                recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
+            kl = (-0.5 * (1 + logvar - mean * mean - logvar.exp())).sum(dim=1)
+            return (recon + beta * kl).mean()
+
+    step_net = Step(model)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        step_net = DistributedDataParallel(step_net)
+    opt = torch.optim.Adam(step_net.parameters(), lr=recipe["lr"], betas=(recipe["beta1"], recipe["beta2"]),
+                           eps=recipe["eps"])
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()
+    started = time.perf_counter()
+    loss = None
+    for _ in range(args.steps):
+        idx = torch.from_numpy(rng.integers(0, n, size=batch))
+        x, y = x_all[idx], y_all[idx]
+        opt.zero_grad(set_to_none=True)
+        loss = step_net(x, y)
+        loss.backward()
+        opt.step()
+    if world > 1:
+        dist.barrier()
+    seconds = time.perf_counter() - started
+    if rank == 0:
+        with open(result_path, "w") as f:
+            json.dump({"samples_per_s": args.steps * recipe["global_batch"] / seconds, "seconds": seconds,
+                       "steps": args.steps, "global_batch": recipe["global_batch"], "ranks": world,
+                       "threads_per_rank": args.threads, "last_loss": float(loss.detach()), "sync_bn": sync_bn,
+                       "torch": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available()}, f)
+    if world > 1:
+        dist.destroy_process_group()
+
+
+def torch_main(args):
+    import tempfile
+    result = tempfile.mktemp(prefix="conv-benchmark-torch-", suffix=".json")
+    if args.ranks > 1:
+        import torch.multiprocessing as mp
+        os.environ["MASTER_ADDR"] = "127.0.0.1"
+        os.environ["MASTER_PORT"] = str(29500 + os.getpid() % 1000)
+        mp.spawn(train, args=(args.ranks, args, result), nprocs=args.ranks, join=True)
+    else:
+        train(0, 1, args, result)
+    with open(result) as f:
+        print(f.read())
+    os.unlink(result)
+
+
+def report(args):
+    runs = [json.loads(line) for line in open(args.runs) if line.strip()]
+    table = {}
+    for r in runs:
+        table.setdefault((r["model"], r["ranks"], r["threads_per_rank"]), {}).setdefault(r["framework"], []).append(r)
+    rows = []
+    for (model, ranks, threads), by in sorted(table.items()):
+        ours = [r["samples_per_s"] for r in by.get("disttrain", [])]
+        theirs = [r["samples_per_s"] for r in by.get("pytorch", [])]
+        best_ours, best_theirs = (max(ours) if ours else None), (max(theirs) if theirs else None)
+        rows.append({"model": model, "ranks": ranks, "threads_per_rank": threads,
+                     "global_batch": (by.get("disttrain") or by.get("pytorch"))[0]["global_batch"],
+                     "disttrain_samples_per_s": ours, "pytorch_samples_per_s": theirs,
+                     "ratio_best": (best_ours / best_theirs) if ours and theirs else None})
+    lines = ["| model | ranks x threads | global batch | disttrain samples/s | PyTorch samples/s | ratio disttrain / PyTorch (best of each) |",
+             "|---|---|---|---|---|---|"]
+    fmt = lambda xs: " / ".join(f"{x:.0f}" for x in xs) or "-"  # noqa: E731
+    for r in rows:
+        ratio = f"{r['ratio_best']:.2f}" if r["ratio_best"] is not None else "-"
+        lines.append(f"| {r['model']} | {r['ranks']} x {r['threads_per_rank']} | {r['global_batch']} | "
+                     f"{fmt(r['disttrain_samples_per_s'])} | {fmt(r['pytorch_samples_per_s'])} | {ratio} |")
+    meta = {"host": platform.node(), "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load_average_at_report": os.getloadavg(), "note": args.note}
+    torch_versions = sorted({r.get("torch") for r in runs if r.get("torch")})
+    md = ["# Conv benchmark: disttrain vs PyTorch", "",
+          f"`launch/conv-benchmark` on {meta['cores']} cores, {meta['date']}; PyTorch {', '.join(torch_versions)} "
+          "(pip, oneDNN convolutions). Training-loop samples/s (every step of the run, data included, "
+          "evaluation excluded), runs interleaved: disttrain, PyTorch, disttrain, PyTorch ... per setting. "
+          "Several values in a cell are the repeats, in run order.", ""] + lines + [""]
+    if args.note:
+        md += [args.note, ""]
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "conv-benchmark.md"), "w") as f:
+        f.write("\n".join(md))
+    with open(os.path.join(args.out, "conv-benchmark.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows, "runs": runs}, f, indent=1)
+        f.write("\n")
+    print("\n".join(lines))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("torch")
+    t.add_argument("config")
+    t.add_argument("--steps", type=int, default=40)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--ranks", type=int, default=1)
+    t.add_argument("--data", default=os.path.join(REPO, "data", "mnist"))
+    r = sub.add_parser("report")
+    r.add_argument("runs")
+    r.add_argument("--out", default=os.path.join(REPO, "bench"))
+    r.add_argument("--note", default="")
+    args = parser.parse_args()
+    if args.command == "torch":
+        torch_main(args)
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()
