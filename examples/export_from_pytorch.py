@@ -13,8 +13,8 @@ with the weights of --from, any checkpoint load_in_pytorch.py reads: a round tri
 --stack it is the MLP form; --stack CONFIG builds a layer-stack model from a disttrain
 config file (its "model" section: encoder, decoder, latent, classes, conditioning,
 latent_kind, reconstruction) or from an architecture JSON file (as in a checkpoint's
-metadata, input_shape included). The input shape defaults to 784 for a linear-first encoder
-and 1,28,28 otherwise. --random-state gives BatchNorm seeded non-trivial running statistics
+metadata, input_shape included). The input shape defaults to 784 (written [784, 1, 1], as
+disttrain does) for a linear-first encoder and 1,28,28 otherwise. --random-state gives BatchNorm seeded non-trivial running statistics
 (what a trained model has) instead of 0 / 1 / 0 batches.
 
 The file holds, like disttrain's own checkpoints: `__metadata__` {"format": "disttrain.vae.v1",
@@ -62,8 +62,11 @@ def layer_object(spec):
 def architecture_json(config):
     """The metadata "config" string, with the keys and explanations disttrain writes."""
     if is_stack(config):
+        shape = [int(d) for d in config["input_shape"]]
+        if len(shape) == 1:
+            shape += [1, 1]  # disttrain writes [C, H, W]; a flat input is [P, 1, 1]
         return json.dumps({
-            "input_shape": [int(d) for d in config["input_shape"]],
+            "input_shape": shape,
             "classes": int(config["classes"]),
             "conditioning": config["conditioning"],
             "latent": int(config["latent"]),

@@ -315,8 +315,10 @@ class DisttrainStackVAE(nn.Module):
         self.config = dict(config)
         input_shape = [int(d) for d in config["input_shape"]]
         encoder = config["encoder"]
-        # A linear-first stack reads the flat pixel vector (the label joins it: [x | y]).
-        flat_input = len(input_shape) == 1 or (encoder and encoder[0].get("type") == "linear")
+        # A flat input ([P], or [P, 1, 1] as disttrain writes it) and a linear-first stack read
+        # the flat pixel vector (the label joins it: [x | y]).
+        flat_input = (len(input_shape) == 1 or (len(input_shape) == 3 and input_shape[1:] == [1, 1])
+                      or bool(encoder and encoder[0].get("type") == "linear"))
         self.input_shape = [count(input_shape)] if flat_input else input_shape
         classes = int(config["classes"]) if config["conditioning"] == "both" else 0
         if flat_input and classes:  # [x | y] at the input

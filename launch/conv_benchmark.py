@@ -56,7 +56,7 @@ def stack_config(path):
     recipe = {"global_batch": int(training.get("global_batch", 256)), "kl_weight": float(training.get("kl_weight", 1.0)),
               "lr": float(optimizer.get("lr", 1e-3)), "beta1": float(optimizer.get("beta1", 0.9)),
               "beta2": float(optimizer.get("beta2", 0.999)), "eps": float(optimizer.get("eps", 1e-8)),
-              "sync_bn": bool(config.get("runtime", {}).get("sync_batchnorm", False))}
+              "sync_bn": config.get("runtime", {}).get("batchnorm", "sync") != "local"}
     return model, recipe
 
 
