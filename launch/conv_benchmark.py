@@ -75,10 +75,10 @@ def train(rank, world, args, result_path):
     arch, recipe = stack_config(args.config)
     torch.manual_seed(0)
     model = DisttrainStackVAE(arch).train()
+    # PyTorch's SyncBatchNorm runs on GPU modules only ("SyncBatchNorm layers only work with GPU
+    # modules"): DDP here keeps per-rank BatchNorm statistics, while disttrain syncs them (one
+    # more allreduce per BN layer and pass, unless runtime.batchnorm is local). That favours PyTorch.
     sync_bn = False
-    if world > 1 and recipe["sync_bn"]:
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        sync_bn = True
 
     images = read_idx(os.path.join(args.data, "train-images-idx3-ubyte.gz"))
     labels = read_idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz"))
