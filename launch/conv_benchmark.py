@@ -186,7 +186,8 @@ def report(args):
           f"`launch/conv-benchmark` on {meta['cores']} cores, {meta['date']}; PyTorch {', '.join(torch_versions)} "
           "(pip, oneDNN convolutions). Training-loop samples/s (data included, "
           "evaluation excluded; PyTorch's leaves out its first 2 warm-up steps, disttrain's counts every step), runs interleaved: disttrain, PyTorch, disttrain, PyTorch ... per setting. "
-          "Several values in a cell are the repeats, in run order.", ""] + lines + [""]
+          "Several values in a cell are the repeats, in run order. At 2 ranks disttrain syncs BatchNorm "
+          "statistics across ranks; PyTorch's DDP keeps them per rank (SyncBatchNorm is GPU-only), less work.", ""] + lines + [""]
     if args.note:
         md += [args.note, ""]
     os.makedirs(args.out, exist_ok=True)
