@@ -5,7 +5,7 @@ usage: export_from_pytorch.py OUT [--seed S] [--conditioning both|decoder|none]
                               [--encoder-hidden 512,512] [--decoder-hidden 512,512] [--latent 16]
                               [--classes 10] [--input-dim 784] [--activation relu|leaky_relu]
                               [--leaky-slope 0.2] [--from CHECKPOINT]
-       export_from_pytorch.py OUT --stack CONFIG [--input-shape 1,28,28] [--seed S] [--random-state]
+       export_from_pytorch.py OUT --stack CONFIG [--input-shape 1,28,28] [--seed S] [--random-state] [--int64-state]
 
 OUT is a file path, or a directory that gets OUT/model.safetensors. The module is the one
 in load_in_pytorch.py, initialized by PyTorch's defaults after torch.manual_seed(S) (or
@@ -18,8 +18,9 @@ disttrain does) for a linear-first encoder and 1,28,28 otherwise. --random-state
 (what a trained model has) instead of 0 / 1 / 0 batches.
 
 The file holds, like disttrain's own checkpoints: `__metadata__` {"format": "disttrain.vae.v1",
-"config": "<architecture JSON>"}, then every tensor little-endian (F32, and I64 for BatchNorm's
-num_batches_tracked) in PyTorch's conventions (Linear [out, in], Conv2d [out, in, kh, kw],
+"config": "<architecture JSON>"}, then every tensor as little-endian F32 (BatchNorm's
+num_batches_tracked too, as disttrain writes it and reads it; --int64-state writes it as I64,
+PyTorch's dtype, which disttrain does not read) in PyTorch's conventions (Linear [out, in], Conv2d [out, in, kh, kw],
 ConvTranspose2d [in, out, kh, kw]), the header padded with spaces to an 8-byte boundary, so
 `disttrain train --init-from OUT` can start from it. The file is written atomically and read
 back before the script reports success.
@@ -90,13 +91,13 @@ def architecture_json(config):
     return json.dumps(ordered, separators=(",", ":"))
 
 
-def write_safetensors(path, tensors, metadata):
-    """tensors: name -> torch tensor (written in this order as little-endian float32, integer
-    tensors as int64)."""
+def write_safetensors(path, tensors, metadata, int64=False):
+    """tensors: name -> torch tensor (written in this order as little-endian float32; integer
+    tensors too, as disttrain writes and reads BatchNorm's num_batches_tracked, unless int64)."""
     header = {"__metadata__": dict(metadata)}
     blobs, offset = [], 0
     for name, tensor in tensors.items():
-        integer = not tensor.is_floating_point()
+        integer = int64 and not tensor.is_floating_point()
         blob = tensor.detach().cpu().contiguous().numpy().astype("<i8" if integer else "<f4").tobytes()
         header[name] = {"dtype": "I64" if integer else "F32", "shape": list(tensor.shape),
                         "data_offsets": [offset, offset + len(blob)]}
@@ -144,6 +145,8 @@ def main():
     parser.add_argument("--from", dest="source", help="copy the weights (and architecture) of this checkpoint")
     parser.add_argument("--stack", metavar="CONFIG", help="layer-stack model from this disttrain config or architecture JSON")
     parser.add_argument("--input-shape", help="input shape of a --stack model, e.g. 1,28,28 or 784")
+    parser.add_argument("--int64-state", action="store_true",
+                        help="write integer state (num_batches_tracked) as I64 (disttrain reads F32 only)")
     parser.add_argument("--random-state", action="store_true",
                         help="seeded non-trivial BatchNorm running statistics (--stack models)")
     args = parser.parse_args()
@@ -201,7 +204,7 @@ def main():
     metadata = {"format": FORMAT, "config": architecture_json(config),
                 "exported_by": f"examples/export_from_pytorch.py (torch {torch.__version__}"
                                + (f", seed {args.seed})" if not args.source else f", from {args.source})")}
-    write_safetensors(out, state, metadata)
+    write_safetensors(out, state, metadata, int64=args.int64_state)
 
     # Read it back the way disttrain's users would: same names, shapes and values.
     back, back_meta = read_safetensors(out)
