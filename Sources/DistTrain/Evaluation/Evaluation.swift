@@ -73,7 +73,10 @@ public enum Evaluation {
             }
             model.decode(params, enc, rows: rows, state: state)
             for r in 0..<rows {
-                sums.bce += bce64(logits: enc.logits.base + r * dim, targets: enc.encoderInput.base + r * a.encoderInputWidth, count: dim)
+                let logits = enc.logits.base + r * dim, targets = enc.encoderInput.base + r * a.encoderInputWidth
+                // The reconstruction term of the model's own loss (`bce` names it whichever it is).
+                sums.bce += a.reconstruction == .mse ? squaredError64(logits: logits, targets: targets, count: dim)
+                                                     : bce64(logits: logits, targets: targets, count: dim)
             }
 
             // Importance sampling: K decoder rows per record, in blocks of the decode workspace.
@@ -142,6 +145,16 @@ public enum Evaluation {
     /// BCE of sigmoid(logits) against targets summed over `count` pixels, in float64:
     /// max(l, 0) - l x + log(1 + e^-|l|) per pixel.
     @inline(__always)
+    /// Sum over pixels of (sigmoid(logit) - target)^2 in float64 (reconstruction "mse").
+    static func squaredError64(logits: UnsafePointer<Float>, targets: UnsafePointer<Float>, count: Int) -> Double {
+        var total = 0.0
+        for p in 0..<count {
+            let d = 1 / (1 + exp(-Double(logits[p]))) - Double(targets[p])
+            total += d * d
+        }
+        return total
+    }
+
     static func bce64(logits: UnsafePointer<Float>, targets: UnsafePointer<Float>, count: Int) -> Double {
         var total = 0.0
         for p in 0..<count {
