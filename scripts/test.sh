@@ -60,6 +60,8 @@ step "TensorBoard's reader on the 2-rank run" 600 bash scripts/scenarios/tb-chec
 step "TensorBoard's reader after a resume (tb-check --self-test)" 600 bash scripts/scenarios/tb-check.sh --self-test
 step "PyTorch interop on the 4-rank checkpoint, both directions" 900 \
   bash scripts/scenarios/pytorch-interop.sh "$work/e2e/run4/checkpoints/step-00000040"
+step "PyTorch interop on a conv model and the BatchNorm + dropout model (30-step runs, both directions)" 1200 \
+  bash -c 'bash scripts/scenarios/pytorch-interop.sh --train configs/conv-cvae.json && bash scripts/scenarios/pytorch-interop.sh --train configs/cvae-bn-dropout.json'
 step "variants: short run + every command" 600 bash scripts/scenarios/variants-check.sh
 step "multi-host: 2 ranks across two network namespaces" 330 bash scripts/scenarios/multihost-test.sh
 step "faults: kill -9 and resume, NaN injection, disagreeing ranks" 600 bash scripts/scenarios/fault-tests.sh
