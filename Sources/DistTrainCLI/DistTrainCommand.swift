@@ -86,8 +86,15 @@ enum Launch {
 enum Report {
     /// One line on stderr.
     static func error(_ message: String) {
+        // One complete line: newlines become "; ", and NUL or other control characters (which
+        // would cut a C string short or break the line) are shown escaped.
         let oneLine = message.split(separator: "\n").joined(separator: "; ")
-        fputs("disttrain: error: \(oneLine)\n", stderr)
+        var shown = ""
+        for u in oneLine.unicodeScalars {
+            if u.value < 0x20 || u.value == 0x7F { shown += "\\x" + (u.value < 0x10 ? "0" : "") + String(u.value, radix: 16) }
+            else { shown.unicodeScalars.append(u) }
+        }
+        fputs("disttrain: error: \(shown)\n", stderr)
     }
 }
 

@@ -42,9 +42,13 @@ public final class TrainedModel {
     /// checkpoints/latest). Throws `CheckpointError.missing` when none applies.
     public static func resolve(_ path: String) throws -> String {
         func pointed(_ pointer: String) -> String? {
-            guard !FileBytes.isDirectory(pointer), let text = try? FileBytes.readString(pointer) else { return nil }
+            // A pointer file is one short line of text; a binary file (a model.safetensors
+            // whose header length holds NUL bytes) must not be taken for one.
+            guard !FileBytes.isDirectory(pointer), let bytes = try? FileBytes.read(pointer), bytes.count <= 4096,
+                  !bytes.contains(where: { $0 < 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x20 || $0 == 0x7F }) else { return nil }
+            let text = String(decoding: bytes, as: UTF8.self)
             let name = text.split(whereSeparator: { $0 == "\n" || $0 == " " || $0 == "\r" }).first.map(String.init) ?? ""
-            guard !name.isEmpty, !name.contains("/") else { return nil }
+            guard !name.isEmpty, !name.contains("/"), !name.contains("\u{FFFD}") else { return nil }
             let dir = parent(of: pointer) + "/" + name
             let file = dir + "/model.safetensors"
             return FileBytes.exists(file) ? file : nil
