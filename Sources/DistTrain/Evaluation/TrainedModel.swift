@@ -24,6 +24,12 @@ public final class TrainedModel {
     /// Loads `checkpoint`: see `resolve` for the accepted forms.
     public init(checkpoint: String) throws {
         let file = try TrainedModel.resolve(checkpoint)
+        // A checkpoint directory's trainer.json records the model file's checksum: check it.
+        let dir = TrainedModel.parent(of: file)
+        if file.hasSuffix("/model.safetensors"), FileBytes.exists(dir + "/trainer.json"),
+           case let .damaged(damaged, problem) = CheckpointIntegrity.verify(directory: dir), damaged == file {
+            throw CheckpointError.damaged(path: dir, reason: "\(damaged): \(problem)")
+        }
         let header = try SafeTensors.read(path: file)
         let arch = try ModelMetadata.architecture(from: header.metadata, path: file)
         model = VAE(arch)
