@@ -140,7 +140,8 @@ struct ConfigTests {
         "allreduce": "overlap",
         "bucket_mb": 1,
         "wire": "fp32",
-        "shard_optimizer": false
+        "shard_optimizer": false,
+        "stall_timeout_s": 300
       }
     }
 
