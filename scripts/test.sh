@@ -61,8 +61,10 @@ step "TensorBoard's reader after a resume (tb-check --self-test)" 600 bash scrip
 step "PyTorch interop on the 4-rank checkpoint, both directions" 900 \
   bash scripts/scenarios/pytorch-interop.sh "$work/e2e/run4/checkpoints/step-00000040"
 step "variants: short run + every command" 600 bash scripts/scenarios/variants-check.sh
-step "multi-host: 2 ranks across two network namespaces" 330 bash scripts/scenarios/multihost-test.sh
+step "multi-host: 2 ranks across two network namespaces, stall across hosts" 400 bash scripts/scenarios/multihost-test.sh
 step "faults: kill -9 and resume, NaN injection, disagreeing ranks" 600 bash scripts/scenarios/fault-tests.sh
+step "cluster faults: stalls, stop signals, restarts, corrupted checkpoints, run lock" 1500 bash scripts/scenarios/cluster-faults.sh
+step "fault soak (short): 4 random faults, restarts on, bitwise result" 900 bash scripts/scenarios/fault-soak.sh --faults 4 --epochs 2 --seed 13
 
 echo
 (( skipped )) && printf 'skipped: %s\n' "${skips[@]}"
