@@ -19,11 +19,13 @@ struct DistTrainCommand: ParsableCommand {
 
         `train` is the default subcommand, so `disttrain --config FILE` trains. Rank 0 writes the \
         run directory: metrics.jsonl, grids/epoch-NNN.png and checkpoints/.
+
+        Exit statuses: \(ExitStatus.summary).
         """,
         version: "0.1.0",
         subcommands: [TrainCommand.self, GenerateCommand.self, StyleCommand.self, ReconstructCommand.self, AnimateCommand.self,
                       BenchAllreduceCommand.self,
-                      EvalCommand.self, ManifoldCommand.self, ConfigReferenceCommand.self],
+                      EvalCommand.self, ManifoldCommand.self, ConfigReferenceCommand.self, VerifyCommand.self],
         defaultSubcommand: TrainCommand.self
     )
 
@@ -55,8 +57,10 @@ struct DistTrainCommand: ParsableCommand {
             try c.run()
             Glibc.exit(0)
         } catch let e as PeerFailure {
-            _ = e  // the failing rank printed the reason
-            Glibc.exit(1)
+            Glibc.exit(e.status.rawValue)  // the failing rank printed the reason
+        } catch let e as StopRequested {
+            if Launch.rank == 0 { fputs("disttrain: \(e)\n", stderr) }
+            Glibc.exit(e.exitStatus.rawValue)
         } catch let e as SharedFailure {
             if Launch.isWriter { Report.error(e.message) }
             Glibc.exit(1)
@@ -72,7 +76,7 @@ struct DistTrainCommand: ParsableCommand {
             Glibc.exit(0)
         } catch {
             Report.error(Launch.worldSize > 1 ? "rank \(Launch.rank): \(error)" : "\(error)")
-            Glibc.exit(1)
+            Glibc.exit(ExitStatus.of(error).rawValue)
         }
     }
 }

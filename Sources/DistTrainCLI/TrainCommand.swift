@@ -13,6 +13,9 @@ struct TrainCommand: ParsableCommand {
         Every rank reads the same config; rank r loads only its contiguous shard of the training \
         set. Flags override the config's fields. Without --config the seed CVAE recipe is used \
         (configs/cvae.json holds the same values).
+
+        SIGTERM, SIGINT or SIGUSR1 (to any rank) stops the job at the next step with a \
+        checkpoint there; a second signal exits at once. Exit statuses: \(ExitStatus.summary).
         """
     )
 
@@ -70,7 +73,13 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Override runtime.blas_threads: OpenBLAS threads per rank (0: cores on this host / ranks on this host).")
     var threads: Int?
 
-    @Flag(name: .long, help: "Continue from the run directory's latest checkpoint.")
+    @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("Override runtime.stall_timeout_s: stop the job (exit status 76) when a rank has not reached a collective for this many seconds; a warning names it at half the time (0: off; default 300).", valueName: "seconds"))
+    var stallTimeout: Double?
+
+    @Flag(name: .customLong("print-run-dir"), help: ArgumentHelp("Print the run directory these arguments write (config and --out), then exit (for launchers).", visibility: .hidden))
+    var printRunDir = false
+
+    @Flag(name: .long, help: "Continue from the run directory's latest checkpoint (the newest intact one, if it is damaged).")
     var resume = false
 
     @Option(name: .customLong("resume-from"), help: ArgumentHelp("Continue from this checkpoint directory.", valueName: "dir"))
@@ -150,6 +159,7 @@ struct TrainCommand: ParsableCommand {
         if let v = clipGradNorm { list.append(ConfigOverride("--clip-grad-norm", \.optimizer.clipGradNorm, v)) }
         if let v = weightDecay { list.append(ConfigOverride("--weight-decay", \.optimizer.weightDecay, v)) }
         if shardOptimizer { list.append(ConfigOverride("--shard-optimizer", \.runtime.shardOptimizer, true)) }
+        if let v = stallTimeout { list.append(ConfigOverride("--stall-timeout", \.runtime.stallTimeoutS, v)) }
         return list
     }
 
@@ -159,7 +169,13 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        if printRunDir {
+            // Before MPI: a launcher asks this between jobs.
+            print(try effectiveConfig().output.dir)
+            return
+        }
         let comm = CommunicatorFactory.world()
+        StopSignal.install(speaks: comm.isWriter)
         let log = Diagnostics.logger(rank: comm.rank, level: logLevel ?? (quiet ? .warning : .info))
         let config = try comm.collectively { try effectiveConfig() }
         var options = TrainOptions()

@@ -30,6 +30,7 @@ static inline MPI_Info shim_info_null(void) { return MPI_INFO_NULL; }
 
 static inline int shim_success(void) { return MPI_SUCCESS; }
 static inline int shim_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
+static inline int shim_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 static inline int shim_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 static inline int shim_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 

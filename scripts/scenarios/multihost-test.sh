@@ -24,7 +24,9 @@
 #   3. the same job on one host (plain mpirun -n 2, shared memory allowed) gives bit-identical
 #      losses and parameters;
 #   4. `--resume --max-steps 40` in the same run directory (which only rank 0 can see) exits 0
-#      and ends at step 40: rank 0 reads the checkpoint and broadcasts it to host B.
+#      and ends at step 40: rank 0 reads the checkpoint and broadcasts it to host B;
+#   5. the stall watchdog across hosts: rank 1 (host B) is SIGSTOPped during a job with
+#      `--stall-timeout 4`; the job exits 76 with one line naming rank 1 (heard over TCP).
 #
 # Everything it creates (namespaces, the veth, which goes with them, processes left in them, the
 # temporary directory) is removed on exit, failure and Ctrl-C included. The whole test is
@@ -269,5 +271,31 @@ tail -n 1 "$run/metrics.jsonl" > "$tmp/last.jsonl"
 last_metrics "$tmp/last.jsonl" $(( steps + 10 )) 1 >"$tmp/metrics.err" 2>&1 ||
   fail "metrics.jsonl after --resume" "$tmp/metrics.err" "$tmp/resume.log"
 say "resume: exit 0, from $latest to step $(( steps + 10 )) in ${resume_ms} ms (run directory on host A only$( (( hide )) || echo ', shared'))"
+# --- 5. a stalled rank on the other host ---------------------------------------------------
+"${onA[@]}" "${mpi[@]}" "$bin" --config configs/cvae.json --epochs 1 --out "$tmp/runs/stall" --stall-timeout 4 \
+  --no-tensorboard --log-level warning </dev/null >"$tmp/stall.log" 2>&1 &
+child=$!
+victim=""
+real=$(readlink -f "$bin")
+for _ in $(seq 1 300); do
+  for p in $(ip netns pids "$nsB" 2>/dev/null); do
+    [[ "$(readlink "/proc/$p/exe" 2>/dev/null)" == "$real" ]] && victim=$p
+  done
+  [[ -n "$victim" ]] && break
+  sleep 0.1
+done
+[[ -n "$victim" ]] || fail "stall: no disttrain process appeared on host B" "$tmp/stall.log"
+sleep 3   # into the training steps (setup takes about a second)
+kill -STOP "$victim"
+t1=$(date +%s%N)
+( sleep 60; kill -9 "$child" 2>/dev/null ) & guard=$!
+wait "$child"; status=$?
+child=""
+kill "$guard" 2>/dev/null
+stall_ms=$(( ($(date +%s%N) - t1) / 1000000 ))
+kill -CONT "$victim" 2>/dev/null; kill -9 "$victim" 2>/dev/null
+(( status == 76 )) || fail "stall across hosts: exit $status, expected 76" "$tmp/stall.log"
+grep -q "^disttrain: error: stalled: rank 1 did not reach " "$tmp/stall.log" || fail "stall across hosts: no line naming rank 1" "$tmp/stall.log"
+say "stall: rank 1 on host B stopped; exit 76 after ${stall_ms} ms: $(grep '^disttrain: error' "$tmp/stall.log")"
 say "total $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 say "1 passed, 0 failed"

@@ -70,6 +70,12 @@ public struct RunDirectory {
         return "step-" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits
     }
 
+    /// The global step of a checkpoint directory name ("step-00000150" -> 150).
+    public static func step(ofCheckpoint name: String) -> Int? {
+        guard name.hasPrefix("step-") else { return nil }
+        return Int(name.dropFirst(5))
+    }
+
     /// The name in a pointer file (`latest`, `best`), or nil.
     public func pointer(_ name: String) -> String? {
         guard FileKind.special(checkpoints + "/" + name) == nil,

@@ -13,17 +13,57 @@ struct StartingPoint {
     let run: RunDirectory
 
     /// The checkpoint to resume from, if any: agreed on rank 0, where the run directory lives.
+    ///
+    /// Rank 0 verifies the checksums in trainer.json first. `--resume-from` a damaged
+    /// checkpoint refuses; `--resume` with a damaged latest checkpoint says which file is
+    /// damaged and falls back to the newest intact checkpoint, with a warning naming its step.
     func checkpointToResume() throws -> String? {
-        if let explicit = options.resumeFrom { return explicit }
-        guard options.resume else { return nil }
+        guard options.resume || options.resumeFrom != nil else { return nil }
         var found: String?
         try comm.onWriter {
+            if let explicit = options.resumeFrom {
+                found = explicit
+                guard FileBytes.isDirectory(explicit),
+                      CheckpointIntegrity.dataFiles.contains(where: { FileBytes.exists(explicit + "/" + $0) }) || FileBytes.exists(explicit + "/trainer.json")
+                else { throw CheckpointError.missing(path: explicit) }
+                try check(explicit, verdict: CheckpointIntegrity.verify(directory: explicit))
+                return
+            }
             guard let latest = run.pointer("latest") else {
                 throw CheckpointError.missing(path: run.checkpoints + "/latest (nothing to resume in \(run.path))")
             }
-            found = run.checkpoints + "/" + latest
+            let older = run.checkpointNames().reversed().filter { $0 != latest && $0 < latest }
+            var firstDamage: String?
+            for name in [latest] + older {
+                let dir = run.checkpoints + "/" + name
+                let verdict = CheckpointIntegrity.verify(directory: dir)
+                if case let .damaged(file, problem) = verdict {
+                    log.warning("checkpoint \(name) is damaged: \(file): \(problem)")
+                    if firstDamage == nil { firstDamage = "\(file): \(problem)" }
+                    continue
+                }
+                try check(dir, verdict: verdict)
+                if name != latest {
+                    log.warning("resuming from \(name), the newest intact checkpoint (step \(RunDirectory.step(ofCheckpoint: name) ?? 0)), instead of the damaged latest \(latest)")
+                }
+                found = dir
+                return
+            }
+            throw CheckpointError.damaged(path: run.checkpoints + "/" + latest,
+                                          reason: "\(firstDamage ?? "damaged"); no intact checkpoint to fall back to in \(run.checkpoints)")
         }
         return found ?? "(rank 0's run directory)"
+    }
+
+    /// Refuses a damaged checkpoint; warns about one without checksums.
+    private func check(_ dir: String, verdict: CheckpointIntegrity.Verdict) throws {
+        switch verdict {
+        case let .damaged(file, problem):
+            throw CheckpointError.damaged(path: dir, reason: "\(file): \(problem)")
+        case .unchecked:
+            log.warning("checkpoint \(dir) records no checksums (written by an older disttrain): loading it unverified")
+        case .intact: break
+        }
     }
 
     /// Fresh or `--init-from` weights on rank 0, broadcast to all.

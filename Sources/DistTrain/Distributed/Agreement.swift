@@ -1,6 +1,8 @@
 /// Another rank failed; this rank stops quietly (the failing rank prints the message).
 public struct PeerFailure: Error, CustomStringConvertible {
     public let rank: Int
+    /// The failing rank's exit status, so every rank of the job exits with the same one.
+    public var status: ExitStatus = .failure
     public var description: String { "stopping: rank \(rank) failed" }
 }
 
@@ -21,8 +23,12 @@ extension Communicator {
         var failed = false
         if case .failure = result { failed = true }
         if let r = firstFailingRank(failed) {
+            // Only on failure: the failing rank's exit status reaches every rank.
+            var mine: Int64 = 0
+            if r == rank, case let .failure(e) = result { mine = Int64(ExitStatus.of(e).rawValue) }
+            let status = ExitStatus(rawValue: Int32(allreduceMax(mine))) ?? .failure
             if r == rank, case let .failure(e) = result { throw e }
-            throw PeerFailure(rank: r)
+            throw PeerFailure(rank: r, status: status)
         }
         return try result.get()
     }

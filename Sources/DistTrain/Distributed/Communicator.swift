@@ -55,6 +55,13 @@ public protocol Communicator: AnyObject {
     /// Kills the whole job from one rank, for when the other ranks can no longer be reached
     /// with a collective (a stalled rank); failures they can agree on go through `collectively`.
     func abort(code: Int32) -> Never
+
+    /// Starts this rank's stall watchdog (see `StallWatchdog`): a thread that warns when this
+    /// rank has waited in a collective for half of `timeoutSeconds`, naming the ranks that have
+    /// not arrived, and aborts the job at the full time. 0 leaves it off.
+    func startStallWatchdog(timeoutSeconds: Double)
+    /// Tells the watchdog which training step the following collectives belong to (0: setup).
+    func watchdogStep(_ step: Int)
 }
 
 extension Communicator {
@@ -77,6 +84,9 @@ extension Communicator {
     /// Unknown: completion is observed at `waitAll`.
     public func testStarted(_ index: Int) -> Bool { false }
     public func waitStarted(_ index: Int) {}
+    /// No watchdog by default (`LocalCommunicator`: threads of one process cannot stall apart).
+    public func startStallWatchdog(timeoutSeconds: Double) {}
+    public func watchdogStep(_ step: Int) {}
 
     /// True on the writer: rank 0, the only rank that writes files (the run directory,
     /// checkpoints, images) and prints results. Collective calls keep MPI's own "root" for

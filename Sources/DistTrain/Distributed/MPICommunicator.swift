@@ -1,4 +1,5 @@
 import MPIShim
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,7 +7,10 @@ import Glibc
 /// The MPI world. MPI may be initialized once per process, so there is one shared instance;
 /// MPI_Finalize runs at process exit.
 public final class MPICommunicator: Communicator {
-    /// Initializes MPI on first use (MPI_THREAD_SERIALIZED: callers may be on any thread, one at a time).
+    /// Initializes MPI on first use, with MPI_THREAD_MULTIPLE so that the stall watchdog's
+    /// thread can exchange heartbeats while the training thread waits in a collective.
+    /// `DISTTRAIN_MPI_THREAD_LEVEL=serialized` (a benchmarking switch) asks for
+    /// MPI_THREAD_SERIALIZED instead, which leaves the watchdog off.
     public static let world = MPICommunicator()
 
     public let rank: Int
@@ -15,11 +19,19 @@ public final class MPICommunicator: Communicator {
     private var requests: [MPI_Request?]
     private var pending = 0
     private let comm: MPI_Comm
+    /// The watchdog's own communicator: its heartbeats never match the trainer's messages.
+    private var watchdogComm: MPI_Comm? = shim_comm_null()
+    private let multiThreaded: Bool
+    let watch = CollectiveProgress()
+    private var watchdog: StallWatchdog?
 
     private init() {
         var provided: Int32 = 0
-        MPI_Init_thread(nil, nil, shim_thread_serialized(), &provided)
+        let serialized = getenv("DISTTRAIN_MPI_THREAD_LEVEL").map { String(cString: $0) } == "serialized"
+        MPI_Init_thread(nil, nil, serialized ? shim_thread_serialized() : shim_thread_multiple(), &provided)
+        multiThreaded = provided >= shim_thread_multiple()
         comm = shim_comm_world()
+        MPI_Comm_dup(comm, &watchdogComm)
         var r: Int32 = 0, s: Int32 = 0
         MPI_Comm_rank(comm, &r)
         MPI_Comm_size(comm, &s)
@@ -35,17 +47,22 @@ public final class MPICommunicator: Communicator {
         atexit {
             var finalized: Int32 = 0
             MPI_Finalized(&finalized)
-            if finalized == 0 { MPI_Finalize() }
+            if finalized == 0 {
+                MPICommunicator.world.watchdog?.stop()
+                MPI_Finalize()
+            }
         }
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
         if size == 1 || count == 0 { return }
+        watch.enter(); defer { watch.leave() }
         MPI_Allreduce(shim_in_place(), buffer, Int32(count), shim_float(), shim_op_sum(), comm)
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
         if size == 1 || count == 0 { return }
+        watch.enter(); defer { watch.leave() }
         MPI_Allreduce(shim_in_place(), buffer, Int32(count), shim_double(), shim_op_sum(), comm)
     }
 
@@ -93,6 +110,7 @@ public final class MPICommunicator: Communicator {
 
     public func waitAll() {
         if pending == 0 { return }
+        watch.enter(); defer { watch.leave() }
         requests.withUnsafeMutableBufferPointer { r in
             _ = MPI_Waitall(Int32(pending), r.baseAddress!, shim_statuses_ignore())
         }
@@ -105,6 +123,7 @@ public final class MPICommunicator: Communicator {
     private func reduce(_ value: Int64, _ op: MPI_Op) -> Int64 {
         if size == 1 { return value }
         var v = value
+        watch.enter(); defer { watch.leave() }
         MPI_Allreduce(shim_in_place(), &v, 1, shim_int64(), op, comm)
         return v
     }
@@ -115,6 +134,7 @@ public final class MPICommunicator: Communicator {
         var done = 0
         while done < count {
             let n = min(count - done, 1 << 30)
+            watch.enter(); defer { watch.leave() }
             MPI_Bcast(buffer + done, Int32(n), shim_float(), Int32(root), comm)
             done += n
         }
@@ -126,6 +146,7 @@ public final class MPICommunicator: Communicator {
         var send = bytes + [UInt8](repeating: 0, count: n - bytes.count)
         var lengths = [Int64](repeating: 0, count: size)
         var mine = Int64(bytes.count)
+        watch.enter(); defer { watch.leave() }
         MPI_Allgather(&mine, 1, shim_int64(), &lengths, 1, shim_int64(), comm)
         var recv = [UInt8](repeating: 0, count: n * size)
         if n > 0 {
@@ -246,11 +267,101 @@ public final class MPICommunicator: Communicator {
     }
 
     public func barrier() {
-        if size > 1 { MPI_Barrier(comm) }
+        if size > 1 { watch.enter(); MPI_Barrier(comm); watch.leave() }
     }
 
     public func abort(code: Int32) -> Never {
         MPI_Abort(comm, code)
         exit(code)
+    }
+
+    // MARK: Stall watchdog
+
+    public func startStallWatchdog(timeoutSeconds: Double) {
+        guard timeoutSeconds > 0, size > 1, watchdog == nil else { return }
+        guard multiThreaded else {
+            if rank == 0 { fputs("disttrain: warning: MPI gives no MPI_THREAD_MULTIPLE here: the stall watchdog is off\n", stderr) }
+            return
+        }
+        let channel = MPIHeartbeats(comm: watchdogComm, rank: rank, size: size)
+        let w = StallWatchdog(rank: rank, size: size, timeout: timeoutSeconds, progress: watch, channel: channel) { [comm] code in
+            MPI_Abort(comm, code)
+            _exit(code)
+        }
+        watchdog = w
+        w.start()
+    }
+
+    public func watchdogStep(_ step: Int) { watch.step.store(Int64(step), ordering: .relaxed) }
+}
+
+/// Heartbeats over MPI point-to-point on the watchdog's duplicated communicator: one
+/// outstanding receive and at most one send in flight per peer, two int64 each (collective
+/// count, step). Used from the watchdog thread only (MPI_THREAD_MULTIPLE).
+final class MPIHeartbeats: HeartbeatChannel {
+    let comm: MPI_Comm?
+    let rank: Int
+    let size: Int
+    static let tag: Int32 = 7
+    private let sendBuffer: UnsafeMutablePointer<Int64>
+    private let receiveBuffer: UnsafeMutablePointer<Int64>
+    private let sends: UnsafeMutablePointer<MPI_Request?>
+    private let receives: UnsafeMutablePointer<MPI_Request?>
+    private var sent: [Int64]
+
+    init(comm: MPI_Comm?, rank: Int, size: Int) {
+        self.comm = comm
+        self.rank = rank
+        self.size = size
+        sendBuffer = .allocate(capacity: 2 * size)
+        receiveBuffer = .allocate(capacity: 2 * size)
+        sendBuffer.initialize(repeating: 0, count: 2 * size)
+        receiveBuffer.initialize(repeating: 0, count: 2 * size)
+        sends = .allocate(capacity: size)
+        receives = .allocate(capacity: size)
+        sends.initialize(repeating: shim_request_null(), count: size)
+        receives.initialize(repeating: shim_request_null(), count: size)
+        sent = Array(repeating: -1, count: size)
+        for p in 0..<size where p != rank { post(p) }
+    }
+
+    private func post(_ peer: Int) {
+        MPI_Irecv(receiveBuffer + 2 * peer, 2, shim_int64(), Int32(peer), MPIHeartbeats.tag, comm, receives + peer)
+    }
+
+    func publish(sequence: Int64, step: Int64) -> Bool {
+        var all = true
+        for p in 0..<size where p != rank && sent[p] != sequence {
+            var done: Int32 = 0
+            MPI_Test(sends + p, &done, shim_status_ignore())
+            guard done != 0 else { all = false; continue }
+            sendBuffer[2 * p] = sequence
+            sendBuffer[2 * p + 1] = step
+            MPI_Isend(sendBuffer + 2 * p, 2, shim_int64(), Int32(p), MPIHeartbeats.tag, comm, sends + p)
+            sent[p] = sequence
+        }
+        return all
+    }
+
+    func close() {
+        for p in 0..<size where p != rank {
+            MPI_Cancel(receives + p)
+            MPI_Wait(receives + p, shim_status_ignore())
+            var done: Int32 = 0
+            MPI_Test(sends + p, &done, shim_status_ignore())
+            if done == 0 { MPI_Request_free(sends + p) }
+        }
+    }
+
+    func receive(_ body: (Int, Int64, Int64) -> Void) {
+        for p in 0..<size where p != rank {
+            while true {
+                var done: Int32 = 0
+                MPI_Test(receives + p, &done, shim_status_ignore())
+                guard done != 0 else { break }
+                body(p, receiveBuffer[2 * p], receiveBuffer[2 * p + 1])
+                post(p)
+            }
+        }
     }
 }

@@ -24,6 +24,12 @@ public final class TrainedModel {
     /// Loads `checkpoint`: see `resolve` for the accepted forms.
     public init(checkpoint: String) throws {
         let file = try TrainedModel.resolve(checkpoint)
+        // A checkpoint directory's trainer.json records the model file's checksum: check it.
+        let dir = TrainedModel.parent(of: file)
+        if file.hasSuffix("/model.safetensors"), FileBytes.exists(dir + "/trainer.json"),
+           case let .damaged(damaged, problem) = CheckpointIntegrity.verify(directory: dir), damaged == file {
+            throw CheckpointError.damaged(path: dir, reason: "\(damaged): \(problem)")
+        }
         // Never read more than this rank could hold (a sparse or endless file stops here).
         let available = MemoryBudget.availableBytes(ranksOnHost: 1)
         let header = try SafeTensors.read(path: file, limit: Int(min(available, 0x1p62)))
@@ -54,10 +60,14 @@ public final class TrainedModel {
     /// checkpoints/latest). Throws `CheckpointError.missing` when none applies.
     public static func resolve(_ path: String) throws -> String {
         func pointed(_ pointer: String) -> String? {
-            // A pointer is one short line: a device, FIFO or big file is not one (and /dev/zero never ends).
-            guard FileKind.special(pointer) == nil, let text = try? FileBytes.readString(pointer, limit: 4096) else { return nil }
+            // A pointer is one short line of text: a device, FIFO or big file is not one (and
+            // /dev/zero never ends), nor is a binary file (a model.safetensors whose header
+            // length holds NUL bytes).
+            guard FileKind.special(pointer) == nil, let bytes = try? FileBytes.read(pointer, limit: 4096), bytes.count <= 4096,
+                  !bytes.contains(where: { $0 < 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x20 || $0 == 0x7F }) else { return nil }
+            let text = String(decoding: bytes, as: UTF8.self)
             let name = text.split(whereSeparator: { $0 == "\n" || $0 == " " || $0 == "\r" }).first.map(String.init) ?? ""
-            guard !name.isEmpty, !name.contains("/") else { return nil }
+            guard !name.isEmpty, !name.contains("/"), !name.contains("\u{FFFD}") else { return nil }
             let dir = parent(of: pointer) + "/" + name
             let file = dir + "/model.safetensors"
             return FileBytes.exists(file) ? file : nil

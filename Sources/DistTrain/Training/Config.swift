@@ -143,6 +143,9 @@ public struct TrainConfig: Equatable, Sendable {
         /// BatchNorm statistics: "sync" sums them over every rank (N ranks compute what one
         /// rank with the whole batch computes); "local" uses each rank's own rows (plain DDP).
         public var batchnorm: BatchNormStatistics = .sync
+        /// Seconds a rank may wait in one collective for another rank before the job stops
+        /// (a warning at half; 0: no stall watchdog).
+        public var stallTimeoutS: Double = 300
         public init() {}
     }
 

@@ -315,6 +315,8 @@ extension TrainConfig {
                     },
                     write: { .bool($0.runtime.shardOptimizer) },
                     check: { _ in nil }),
+        .number("runtime", "stall_timeout_s", \.runtime.stallTimeoutS, min: 0,
+                doc: "stop the job (exit status 76) when a rank has not reached a collective for this many seconds; a warning names it at half the time (0: no stall watchdog)"),
     ]
 
     /// The section names, in the order of `fields`.

@@ -20,7 +20,8 @@ public final class Trainer {
     public let model: VAE
     /// [parameterCount] the one flat parameter buffer.
     public let params: FloatBuffer
-    /// [parameterCount + 2] gradients, then the step's BCE and KL sums riding the allreduce.
+    /// [parameterCount + 3] gradients, then the step's BCE and KL sums and the number of
+    /// ranks that received a stop signal, riding the allreduce.
     public let grads: FloatBuffer
     /// Adam over all parameters, or over this rank's slice `shard` with `runtime.shard_optimizer`.
     public let adam: Adam
@@ -62,6 +63,10 @@ public final class Trainer {
     let normScratch: UnsafeMutablePointer<Double>
     /// Step trace (`--trace`), nil when off.
     let trace: TraceRecorder?
+    /// Some rank received a stop signal; every rank learns it at the same step (the allreduce).
+    public private(set) var stopAgreed = false
+    /// Rank 0's hold on RUN/.lock.
+    let runLock: RunLock?
     /// What rank 0 writes at each epoch end, in order.
     let outputs: [EpochOutput]
     let console: ConsoleReport?
@@ -69,6 +74,7 @@ public final class Trainer {
     /// Loads data, builds the model and agrees on everything across ranks (see
     /// `TrainingSetup`). Every failure here stops all ranks with the failing rank's message.
     public init(config: TrainConfig, comm: Communicator, options: TrainOptions = TrainOptions(), logger: Logger) throws {
+        comm.startStallWatchdog(timeoutSeconds: config.runtime.stallTimeoutS)
         let setup = try TrainingSetup(config: config, comm: comm, options: options, log: logger)
         self.comm = comm
         self.config = config
@@ -106,6 +112,7 @@ public final class Trainer {
             trace = nil
         }
         setup.reducer.trace = trace
+        runLock = setup.lock
         timer = StepTimer(reducer: setup.reducer, trace: trace)
 
         var outputs: [EpochOutput] = []
@@ -154,12 +161,17 @@ public final class Trainer {
             gradNorms = GradNormStats()
             console?.startEpoch(at: started)
             while state.stepInEpoch < steps && stepsLeft() {
+                comm.watchdogStep(state.globalStep + 1)
                 let loss = try step(order: order)
                 state.recordStep(loss)
                 console?.progress(state: state, steps: steps, firstStep: firstStep, started: started,
                                   totalEpochs: config.training.epochs, globalBatch: plan.globalBatch,
                                   klWeight: Double(klWeight))
                 try checkDrift()
+                if stopAgreed && state.stepInEpoch < steps && stepsLeft() {
+                    throw stopped(checkpoint: try saveCheckpoint(testLoss: nil))
+                }
+                if stopAgreed { break }  // the epoch (or the run) ends at this step: finish it first
                 if config.output.checkpointEverySteps > 0 && state.globalStep % config.output.checkpointEverySteps == 0 && state.stepInEpoch < steps {
                     try saveCheckpoint(testLoss: nil)
                 }
@@ -187,14 +199,23 @@ public final class Trainer {
             reports.append(report)
             try writeOutputs(report, rankStepMs: rankStepMs)
             let saveStart = Clock.now()
-            try saveCheckpoint(testLoss: meanTest)
+            let saved = try saveCheckpoint(testLoss: meanTest)
             trace?.recordEpochEnd(.checkpoint, start: saveStart, end: Clock.now(), afterStep: state.globalStep)
             if !completed { break }
+            if stopAgreed && state.epoch < config.training.epochs && stepsLeft() { throw stopped(checkpoint: saved) }
         }
         if let trace, let path = options.tracePath {
             try trace.write(to: path, comm: comm)
             if comm.isWriter { log.info("trace of steps \(trace.steps.lowerBound)-\(min(trace.steps.upperBound, state.globalStep)): \(path)") }
         }
+        runLock?.release()
+    }
+
+    /// The error that ends a run stopped by a signal, once its checkpoint is written.
+    func stopped(checkpoint name: String) -> StopRequested {
+        runLock?.release()
+        return StopRequested(step: state.globalStep, epoch: state.epoch + 1, checkpoint: run.checkpoints + "/" + name,
+                             signal: StopSignal.pending)
     }
 
     /// Every rank's mean step time of the epoch (ms, without the allreduce wait: the wait is
@@ -277,7 +298,9 @@ public final class Trainer {
         let p = params.count
         grads.base[p] = Float(local.bce)
         grads.base[p + 1] = Float(local.kl)
+        grads.base[p + 2] = StopSignal.pending != 0 ? 1 : 0
         reducer.complete()
+        if grads.base[p + 2] > 0 { stopAgreed = true }
         return BatchLoss(bce: Double(grads.base[p]), kl: Double(grads.base[p + 1]), rows: plan.globalBatch)
     }
 
@@ -384,7 +407,9 @@ public final class Trainer {
     }
 
     /// Rank 0 writes a checkpoint of the current state; all ranks learn whether it worked.
-    func saveCheckpoint(testLoss: Double?) throws {
+    /// trainer.json, written last, records the size and CRC32C of the other files.
+    @discardableResult
+    func saveCheckpoint(testLoss: Double?) throws -> String {
         let fullAdam = gatheredAdam()
         try comm.onWriter {
             var s = state
@@ -396,7 +421,8 @@ public final class Trainer {
                     ("epoch", String(s.epoch)), ("step", String(s.globalStep)), ("training_config", config.json.serialized),
                 ])
                 try Checkpoint.writeOptimizer(model, adam: fullAdam ?? adam, to: dir + "/optimizer.safetensors")
-                try AtomicFile.write(Array(s.json.pretty.utf8), to: dir + "/trainer.json")
+                let files = try CheckpointIntegrity.record(directory: dir)
+                try AtomicFile.write(Array(s.json.adding("files", files).pretty.utf8), to: dir + "/trainer.json")
             }
             state = s
         }
@@ -406,6 +432,7 @@ public final class Trainer {
             state.bestTestLoss = t
             state.bestCheckpoint = RunDirectory.checkpointName(step: state.globalStep)
         }
+        return RunDirectory.checkpointName(step: state.globalStep)
     }
 }
 

@@ -21,7 +21,8 @@ struct TrainingSetup {
     let state: FloatBuffer
     /// SyncBN's cross-rank sums (nil: per-rank statistics, or no ranks to sum over).
     let batchStatistics: BatchStatisticsReducer?
-    /// [parameterCount + 2] gradients, then the step's BCE and KL sums riding the allreduce.
+    /// [parameterCount + 3] gradients, then the step's BCE and KL sums and the stop-signal
+    /// count riding the allreduce.
     let grads: FloatBuffer
     /// Adam over `shard` (all parameters unless `runtime.shard_optimizer`).
     let adam: Adam
@@ -34,6 +35,8 @@ struct TrainingSetup {
     let run: RunDirectory
     /// TensorBoard event file (rank 0, when enabled).
     let events: TensorBoardWriter?
+    /// Rank 0's hold on RUN/.lock.
+    let lock: RunLock?
 
     init(config: TrainConfig, comm: Communicator, options: TrainOptions, log: Logger) throws {
         let rank = comm.rank, world = comm.size, classes = config.model.classes
@@ -105,7 +108,7 @@ struct TrainingSetup {
         params = FloatBuffer(count: count)
         state = FloatBuffer(count: max(model.stateCount, 1))
         model.initializeState(state.base)
-        grads = FloatBuffer(count: count + 2)
+        grads = FloatBuffer(count: count + 3)
         let shardCounts = config.runtime.shardOptimizer ? ShardPlan.counts(parameters: count, ranks: world) : nil
         let shardStart = shardCounts.map { $0[..<rank].reduce(0, +) } ?? 0
         let shard = shardStart..<(shardStart + (shardCounts?[rank] ?? count))
@@ -129,7 +132,7 @@ struct TrainingSetup {
         let microBatch = (plan.localBatch(rank) + accumulate - 1) / accumulate
         workspace = VAEWorkspace(model: model,
                                  capacity: max(microBatch, min(config.training.evalBatch, max(test.count, 1))))
-        reducer = GradientReducer(comm: comm, buffer: grads.base, parameterCount: count, extraCount: 2,
+        reducer = GradientReducer(comm: comm, buffer: grads.base, parameterCount: count, extraCount: 3,
                                   layerStarts: model.backwardBoundaries, mode: config.runtime.allreduce,
                                   precision: config.runtime.wire,
                                   bucketFloats: max(1, Int(min(config.runtime.bucketMB * 1_048_576 / 4, Double(count + 2)))),
@@ -142,6 +145,14 @@ struct TrainingSetup {
         fresh.seed = config.training.seed
         fresh.configHash = Fingerprint.hash(config.json.serialized)
         fresh.dataHash = fingerprint
+
+        // One job per run directory: rank 0 locks an existing one before reading a checkpoint
+        // from it (a new one is locked as soon as it is created, below).
+        var lock: RunLock?
+        let run = self.run
+        try comm.onWriter {
+            if FileBytes.isDirectory(run.path) { lock = try RunLock.acquire(directory: run.path, log: log) }
+        }
 
         // Identical starting point: rank 0 initializes (or loads) and broadcasts. A checkpoint
         // is loaded before the run directory is touched, so a bad one leaves nothing behind.
@@ -164,12 +175,14 @@ struct TrainingSetup {
         }
         let resumedStep = resumeDir == nil ? nil : trainerState.globalStep
         let openEpoch = trainerState.stepInEpoch > 0 ? trainerState.epoch + 1 : nil
-        let run = self.run, startState = trainerState
+        let startState = trainerState
         var events: TensorBoardWriter?
         try comm.onWriter {
             // A fresh run never mixes its metrics or checkpoints into an earlier run's.
             if resumedStep == nil && run.holdsRun { throw RunDirectoryError.holdsAnotherRun(path: run.path) }
             try run.prepare()
+            if lock == nil { lock = try RunLock.acquire(directory: run.path, log: log) }
+            // Only once this job holds the lock: the leftovers cannot be a live job's.
             let stale = run.removeStaleTemporaries()
             if !stale.isEmpty { log.notice("removed \(stale.count) temporary file(s) left by an interrupted run, e.g. \(stale[0])") }
             if let step = resumedStep {
@@ -185,5 +198,6 @@ struct TrainingSetup {
             }
         }
         self.events = events
+        self.lock = lock
     }
 }

@@ -142,7 +142,8 @@ struct ConfigTests {
         "bucket_mb": 1,
         "wire": "fp32",
         "batchnorm": "sync",
-        "shard_optimizer": false
+        "shard_optimizer": false,
+        "stall_timeout_s": 300
       }
     }
 

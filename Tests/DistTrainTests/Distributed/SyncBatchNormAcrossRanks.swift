@@ -8,9 +8,9 @@ import Testing
 /// statistics summed through the communicator, equals the one-process gradient of all B rows
 /// (and the running statistics agree). Holds for any world size: `swift test` runs it as a
 /// world of one and in-process at 2 and 4 ranks (LocalCommunicator); scripts/test.sh runs the
-/// MPI suite under mpirun -n 2 and -n 4 (the name matches its `--filter MPITests`).
+/// MPI suite under mpirun -n 2 and -n 4 (its own steps: `--filter SyncBatchNormAcrossRanks`; the MPI suites must not run at the same time in one process).
 @Suite(.serialized)
-struct SyncBatchNormMPITests {
+struct SyncBatchNormAcrossRanks {
     /// Seed 004's CVAE (BatchNorm and dropout in both stacks) and a small conv stack with BatchNorm2d.
     static let architectures: [(String, VAEArchitecture)] = [
         ("mlp+bn+dropout", VAEArchitecture(inputShape: .flat(784), classes: 10,

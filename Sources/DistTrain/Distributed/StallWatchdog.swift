@@ -1,0 +1,172 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where this rank stands in the sequence of collectives, written by the training thread
+/// (two relaxed atomic stores per collective) and read by the watchdog thread.
+///
+/// Every rank makes the same collective calls in the same order, so the count of collectives
+/// entered is comparable across ranks: a rank whose count is below mine has not reached the
+/// collective I am waiting in.
+final class CollectiveProgress: Sendable {
+    /// Collectives entered so far.
+    let sequence = Atomic<Int64>(0)
+    /// Monotonic nanoseconds when the collective in progress was entered; 0 outside collectives.
+    let enteredAt = Atomic<Int64>(0)
+    /// Training step the collectives belong to (0: setup).
+    let step = Atomic<Int64>(0)
+
+    @inline(__always) func enter() {
+        sequence.add(1, ordering: .relaxed)
+        enteredAt.store(StallWatchdog.monotonicNanos(), ordering: .relaxed)
+    }
+
+    @inline(__always) func leave() { enteredAt.store(0, ordering: .relaxed) }
+}
+
+/// How the watchdog hears of the other ranks: non-blocking messages on a channel of its own,
+/// never touching the training thread's collectives.
+protocol HeartbeatChannel: AnyObject {
+    /// Sends (sequence, step) to every other rank, skipping a rank whose previous heartbeat is
+    /// still in flight; returns false when some rank was skipped (call again later).
+    func publish(sequence: Int64, step: Int64) -> Bool
+    /// Hands over every heartbeat that arrived since the last call: (rank, sequence, step).
+    func receive(_ body: (Int, Int64, Int64) -> Void)
+    /// Withdraws what is still posted (the watchdog has stopped).
+    func close()
+}
+
+/// The stall watchdog: a thread per rank, in the manner of Horovod's stall inspector.
+///
+/// MPI collectives cannot time out, and a rank that is stopped (SIGSTOP), stuck on a dead
+/// mount or deadlocked looks to the others like a collective that never ends. Each rank's
+/// watchdog thread wakes a few times a second, sends this rank's collective count and step to
+/// every other rank (only when it changed) on a duplicated communicator, and collects theirs.
+/// When this rank has been inside one collective for half of `timeout` seconds, the lowest
+/// rank that has arrived there prints a warning naming the ranks that have not (their count is
+/// lower) and the step; at `timeout` it prints one error line and aborts the job
+/// (`ExitStatus.stalled`). The other waiting ranks abort a little later should that reporter
+/// itself be gone. A stalled rank's own watchdog is stalled with it (SIGSTOP stops every
+/// thread) or sees nothing wrong (it is not waiting), so it is always another rank that reports,
+/// rank 0 included.
+///
+/// The heartbeats are MPI point-to-point messages, so they go wherever the job's MPI goes
+/// (shared memory, TCP across hosts), with no port, file or clock shared between hosts; times
+/// are only ever compared on one host.
+final class StallWatchdog: @unchecked Sendable {
+    let rank: Int
+    let size: Int
+    let timeout: Double
+    let progress: CollectiveProgress
+    let channel: HeartbeatChannel
+    let abort: (Int32) -> Never
+    /// Last (sequence, step) heard from each rank.
+    private(set) var heard: [(sequence: Int64, step: Int64)]
+    private var published: Int64 = -1
+    private var warnedAt: Int64 = -1
+    /// Time of the previous check, and of the last time this process was found to have been
+    /// stopped itself (a gap between checks): waiting is counted from then, so a rank that was
+    /// SIGSTOPped and continued does not blame the ranks it kept waiting.
+    private var lastCheck: Int64 = 0
+    private var resumedAt: Int64 = 0
+    /// Seconds between checks of the thread.
+    var interval: Double { min(1.0, max(0.05, timeout / 20)) }
+    /// Extra time a waiting rank that is not the reporter gives the reporter before aborting.
+    var grace: Double { max(5, timeout / 4) }
+
+    init(rank: Int, size: Int, timeout: Double, progress: CollectiveProgress, channel: HeartbeatChannel,
+         abort: @escaping (Int32) -> Never) {
+        self.rank = rank
+        self.size = size
+        self.timeout = timeout
+        self.progress = progress
+        self.channel = channel
+        self.abort = abort
+        heard = Array(repeating: (0, 0), count: size)
+    }
+
+    static func monotonicNanos() -> Int64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
+    }
+
+    private var thread: pthread_t?
+    private let stopping = Atomic<Bool>(false)
+
+    /// Starts the thread; it runs until `stop()`.
+    func start() {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var t = pthread_t()
+        let status = pthread_create(&t, nil, { raw in
+            let watchdog = Unmanaged<StallWatchdog>.fromOpaque(raw!).takeRetainedValue()
+            watchdog.run()
+            return nil
+        }, context)
+        if status == 0 { thread = t }
+    }
+
+    /// Ends the thread and waits for it (before MPI_Finalize: it must make no MPI call after).
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        if let t = thread { pthread_join(t, nil) }
+        thread = nil
+        channel.close()
+    }
+
+    private func run() {
+        var next = Double(StallWatchdog.monotonicNanos()) / 1e9 + interval
+        while !stopping.load(ordering: .relaxed) {
+            usleep(20_000)
+            let now = Double(StallWatchdog.monotonicNanos()) / 1e9
+            guard now >= next else { continue }
+            next = now + interval
+            switch check(now: StallWatchdog.monotonicNanos()) {
+            case .fine: break
+            case let .warn(line): fputs(line + "\n", stderr)
+            case let .fail(line):
+                if let line { fputs(line + "\n", stderr) }
+                abort(ExitStatus.stalled.rawValue)
+            }
+        }
+    }
+
+    enum Verdict: Equatable { case fine, warn(String), fail(String?) }
+
+    /// One look at the state: exchange heartbeats, then judge how long this rank has waited.
+    /// Pure apart from the channel, so tests drive it with their own clock.
+    func check(now: Int64) -> Verdict {
+        let sequence = progress.sequence.load(ordering: .relaxed)
+        let step = progress.step.load(ordering: .relaxed)
+        if sequence != published && channel.publish(sequence: sequence, step: step) { published = sequence }
+        channel.receive { r, s, st in
+            if r >= 0 && r < size && s >= heard[r].sequence { heard[r] = (s, st) }
+        }
+        if lastCheck != 0 && Double(now - lastCheck) / 1e9 > max(2, 4 * interval) { resumedAt = now }
+        lastCheck = now
+        let entered = progress.enteredAt.load(ordering: .relaxed)
+        guard entered != 0, progress.sequence.load(ordering: .relaxed) == sequence else { return .fine }
+        let waited = Double(now - max(entered, resumedAt)) / 1e9
+        guard waited >= timeout / 2 else { return .fine }
+        let missing = (0..<size).filter { $0 != rank && heard[$0].sequence < sequence }
+        let reporter = (0..<size).first { $0 == rank || heard[$0].sequence >= sequence } == rank
+        let at = step > 0 ? "the collective of step \(step)" : "a collective of the job's setup"
+        let who = StallWatchdog.names(missing)
+        let lastSeen = missing.map { "rank \($0) last reported step \(heard[$0].step)" }.joined(separator: ", ")
+        if waited >= timeout {
+            guard reporter || waited >= timeout + grace else { return .fine }
+            if missing.isEmpty {
+                return .fail("disttrain: error: stalled: every rank reached \(at) but it has not completed in \(Int(timeout)) s (runtime.stall_timeout_s); aborting the job")
+            }
+            return .fail("disttrain: error: stalled: \(who) did not reach \(at) within \(Int(timeout)) s (runtime.stall_timeout_s; \(lastSeen)); aborting the job")
+        }
+        guard reporter, warnedAt != sequence, !missing.isEmpty else { return .fine }
+        warnedAt = sequence
+        return .warn("disttrain: warning: \(who) \(missing.count == 1 ? "has" : "have") not reached \(at) after \(Int(waited)) s (\(lastSeen)); the job stops at \(Int(timeout)) s (runtime.stall_timeout_s)")
+    }
+
+    static func names(_ ranks: [Int]) -> String {
+        ranks.count == 1 ? "rank \(ranks[0])" : "ranks " + ranks.map(String.init).joined(separator: ", ")
+    }
+}
