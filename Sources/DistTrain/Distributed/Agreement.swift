@@ -37,7 +37,4 @@ extension Communicator {
     public func onWriter(_ body: () throws -> Void) throws {
         try collectively { if isWriter { try body() } }
     }
-
-    @available(*, deprecated, renamed: "onWriter")
-    public func onRoot(_ body: () throws -> Void) throws { try onWriter(body) }
 }

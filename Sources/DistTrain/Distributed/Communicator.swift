@@ -93,9 +93,6 @@ extension Communicator {
     /// the rank a broadcast starts from.
     public var isWriter: Bool { rank == 0 }
 
-    @available(*, deprecated, renamed: "isWriter")
-    public var isRoot: Bool { isWriter }
-
     /// Sums float64 values across ranks and returns them.
     public func sum(_ values: [Double]) -> [Double] {
         var v = values

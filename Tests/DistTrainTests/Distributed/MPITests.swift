@@ -212,7 +212,7 @@ struct MPITests {
     @Test("ZeRO-1: sharded Adam ends where unsharded Adam does after 100 steps", arguments: [WirePrecision.fp32, .bf16])
     func shardedOptimizerMatches(wire: WirePrecision) throws {
         let dir = Support.sharedTempDir("zero")
-        defer { if comm.isRoot { try? FileManager.default.removeItem(atPath: dir) } }
+        defer { if comm.isWriter { try? FileManager.default.removeItem(atPath: dir) } }
         var options = TrainOptions()
         options.printEpochs = false
         options.tensorboard = false
