@@ -8,8 +8,10 @@ import Glibc
 /// trainer.json is written last and holds, under "files", the byte count and CRC32C of
 /// `model.safetensors` and `optimizer.safetensors` as they are on disk (read back after
 /// writing). A flipped bit, a truncated file or a missing file is found before anything is
-/// loaded. trainer.json itself is checked by parsing it (its numbers are validated by
-/// `TrainerState`). Checkpoints written before checksums were recorded load with a warning.
+/// loaded. trainer.json checks itself: `self_crc32c` is the CRC32C of the file as it would be
+/// written without that field (our serializer is canonical: parsing and writing again gives the
+/// same bytes), so a flipped digit in the step or the best loss is found even though the file
+/// still parses. Checkpoints written before checksums were recorded load with a warning.
 public enum CheckpointIntegrity {
     /// The files every checkpoint holds besides trainer.json.
     public static let dataFiles = ["model.safetensors", "optimizer.safetensors"]
@@ -42,6 +44,16 @@ public enum CheckpointIntegrity {
         return .object(entries)
     }
 
+    /// The field of trainer.json that holds the file's own checksum.
+    public static let selfChecksumKey = "self_crc32c"
+
+    /// trainer.json's bytes: `state` (with its "files" record) plus its own checksum.
+    public static func sealed(_ state: JSON) -> [UInt8] {
+        let body = state.removing(selfChecksumKey)
+        let crc = CRC32C.checksum(Array(body.pretty.utf8))
+        return Array(body.adding(selfChecksumKey, .string(hex(crc))).pretty.utf8)
+    }
+
     /// Checks every file trainer.json records.
     public static func verify(directory: String) -> Verdict {
         let statePath = directory + "/trainer.json"
@@ -49,6 +61,12 @@ public enum CheckpointIntegrity {
         guard let text = try? FileBytes.read(statePath) else { return .damaged(file: statePath, problem: "unreadable") }
         guard let json = try? JSON.parse(bytes: text) else {
             return .damaged(file: statePath, problem: "not valid JSON (\(text.count) bytes; truncated or corrupted)")
+        }
+        if let recorded = json[selfChecksumKey] {
+            let actual = hex(CRC32C.checksum(Array(json.removing(selfChecksumKey).pretty.utf8)))
+            guard case let .string(crc) = recorded, crc == actual else {
+                return .damaged(file: statePath, problem: "corrupted: CRC32C of its fields \(actual), it records \(recorded.serialized)")
+            }
         }
         do { _ = try TrainerState(json: json, path: directory) } catch {
             return .damaged(file: statePath, problem: "\(error)")
@@ -95,6 +113,13 @@ extension JSON {
         guard case var .object(pairs) = self else { return self }
         pairs.removeAll { $0.0 == key }
         pairs.append((key, value))
+        return .object(pairs)
+    }
+
+    /// This object without the field `key`.
+    func removing(_ key: String) -> JSON {
+        guard case var .object(pairs) = self else { return self }
+        pairs.removeAll { $0.0 == key }
         return .object(pairs)
     }
 }

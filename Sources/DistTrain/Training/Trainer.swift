@@ -422,7 +422,7 @@ public final class Trainer {
                 ])
                 try Checkpoint.writeOptimizer(model, adam: fullAdam ?? adam, to: dir + "/optimizer.safetensors")
                 let files = try CheckpointIntegrity.record(directory: dir)
-                try AtomicFile.write(Array(s.json.adding("files", files).pretty.utf8), to: dir + "/trainer.json")
+                try AtomicFile.write(CheckpointIntegrity.sealed(s.json.adding("files", files)), to: dir + "/trainer.json")
             }
             state = s
         }

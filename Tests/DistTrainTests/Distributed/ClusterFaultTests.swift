@@ -104,7 +104,7 @@ struct ClusterFaultTests {
         try AtomicFile.write(Array(repeating: 7, count: 1000), to: dir + "/model.safetensors")
         try AtomicFile.write(Array(repeating: 9, count: 2000), to: dir + "/optimizer.safetensors")
         let files = try CheckpointIntegrity.record(directory: dir)
-        try AtomicFile.write(Array(TrainerState().json.adding("files", files).pretty.utf8), to: dir + "/trainer.json")
+        try AtomicFile.write(CheckpointIntegrity.sealed(TrainerState().json.adding("files", files)), to: dir + "/trainer.json")
         return dir
     }
 
@@ -126,6 +126,22 @@ struct ClusterFaultTests {
         #expect(CheckpointIntegrity.verify(directory: dir) == .damaged(file: dir + "/optimizer.safetensors", problem: "truncated: 1500 bytes, trainer.json records 2000"))
         unlink(dir + "/optimizer.safetensors")
         #expect(CheckpointIntegrity.verify(directory: dir) == .damaged(file: dir + "/optimizer.safetensors", problem: "missing"))
+
+        // A changed digit still parses: trainer.json's own checksum finds it.
+        try AtomicFile.write(Array(repeating: 9, count: 2000), to: dir + "/optimizer.safetensors")
+        let sealed = try FileBytes.read(dir + "/trainer.json")
+        var state = TrainerState()
+        state.globalStep = 468
+        let files = try #require(try JSON.parse(bytes: sealed)["files"])
+        let original = CheckpointIntegrity.sealed(state.json.adding("files", files))
+        try AtomicFile.write(original, to: dir + "/trainer.json")
+        #expect(CheckpointIntegrity.verify(directory: dir) == .intact(files: ["model.safetensors", "optimizer.safetensors"]))
+        let text = String(decoding: original, as: UTF8.self)
+        let flipped = text.replacingOccurrences(of: "468", with: "478")
+        #expect(flipped != text)
+        try AtomicFile.write(Array(flipped.utf8), to: dir + "/trainer.json")
+        guard case let .damaged(file3, problem3) = CheckpointIntegrity.verify(directory: dir) else { Issue.record("changed digit not found"); return }
+        #expect(file3 == dir + "/trainer.json" && problem3.hasPrefix("corrupted: CRC32C of its fields"), "\(file3): \(problem3)")
 
         try AtomicFile.write(Array("{\"format\": \"disttrain.trai".utf8), to: dir + "/trainer.json")
         guard case let .damaged(file2, _) = CheckpointIntegrity.verify(directory: dir) else { Issue.record("bad trainer.json not found"); return }
