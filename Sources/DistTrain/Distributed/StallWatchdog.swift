@@ -44,7 +44,7 @@ protocol HeartbeatChannel: AnyObject {
 /// watchdog thread wakes a few times a second, sends this rank's collective count and step to
 /// every other rank (only when it changed) on a duplicated communicator, and collects theirs.
 /// When this rank has been inside one collective for half of `timeout` seconds, the lowest
-/// rank that has arrived there prints a warning naming the ranks that have not (their count is
+/// rank past the lowest collective count in the job (or rank 0 when all counts are equal) prints a warning naming the ranks that have not (their count is
 /// lower) and the step; at `timeout` it prints one error line and aborts the job
 /// (`ExitStatus.stalled`). The other waiting ranks abort a little later should that reporter
 /// itself be gone. A stalled rank's own watchdog is stalled with it (SIGSTOP stops every
@@ -150,7 +150,13 @@ final class StallWatchdog: @unchecked Sendable {
         let waited = Double(now - max(entered, resumedAt)) / 1e9
         guard waited >= timeout / 2 else { return .fine }
         let missing = (0..<size).filter { $0 != rank && heard[$0].sequence < sequence }
-        let reporter = (0..<size).first { $0 == rank || heard[$0].sequence >= sequence } == rank
+        // One reporter, the same in every rank's view: the lowest rank past the job's lowest
+        // collective count (ranks can wait in different collectives: one that finished its part of
+        // collective n may wait in n + 1 while another still waits in n; "the lowest rank that
+        // reached MY collective" would then name two reporters).
+        let counts = (0..<size).map { $0 == rank ? sequence : heard[$0].sequence }
+        let lowest = counts.min() ?? sequence
+        let reporter = ((0..<size).first { counts[$0] > lowest } ?? 0) == rank
         let at = step > 0 ? "the collective of step \(step)" : "a collective of the job's setup"
         let who = StallWatchdog.names(missing)
         let lastSeen = missing.map { "rank \($0) last reported step \(heard[$0].step)" }.joined(separator: ", ")

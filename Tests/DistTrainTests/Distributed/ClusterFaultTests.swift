@@ -72,6 +72,27 @@ struct ClusterFaultTests {
         if case .fail = tick(w2, from: 161, to: 160 + w2.grace) {} else { Issue.record("rank 2 never aborts") }
     }
 
+    @Test("ranks waiting in different collectives agree on one reporter: the lowest rank past the stalled one")
+    func oneReporterAcrossCollectives() {
+        // Rank 3 stopped before collective 9; rank 0 waits in 9, rank 1 finished its part of 9 and waits in 10.
+        let (w0, p0, c0) = watchdog(rank: 0, size: 4)
+        let (w1, p1, c1) = watchdog(rank: 1, size: 4)
+        let (w2, p2, c2) = watchdog(rank: 2, size: 4)
+        c0.inbox = [(1, 10, 5), (2, 9, 5), (3, 8, 4)]
+        c1.inbox = [(0, 9, 5), (2, 9, 5), (3, 8, 4)]
+        c2.inbox = [(0, 9, 5), (1, 10, 5), (3, 8, 4)]
+        enter(p0, sequence: 9, step: 5, at: 100)
+        enter(p1, sequence: 10, step: 5, at: 100)
+        enter(p2, sequence: 9, step: 5, at: 100)
+        var reports = 0
+        for w in [w0, w1, w2] {
+            if case .fail = tick(w, from: 100, to: 160) { reports += 1 }
+        }
+        #expect(reports == 1, "\(reports) ranks reported the stall at the timeout")
+        guard case let .fail(line?) = w0.check(now: Int64(161 * 1e9)) else { Issue.record("rank 0 is not the reporter"); return }
+        #expect(line.contains("rank 3 did not reach"), "\(line)")
+    }
+
     @Test("outside a collective, or when every rank has arrived and the wait is short, nothing happens")
     func quietWhenFine() {
         let (w, progress, channel) = watchdog(rank: 0, size: 2, timeout: 10)
