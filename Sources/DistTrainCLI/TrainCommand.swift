@@ -174,8 +174,11 @@ struct TrainCommand: ParsableCommand {
             print(try effectiveConfig().output.dir)
             return
         }
+        // Handlers first: a stop signal during MPI start-up or data loading is then a graceful
+        // stop at the first step, not the default death.
+        StopSignal.install(speaks: false)
         let comm = CommunicatorFactory.world()
-        StopSignal.install(speaks: comm.isWriter)
+        StopSignal.setSpeaks(comm.isWriter)
         let log = Diagnostics.logger(rank: comm.rank, level: logLevel ?? (quiet ? .warning : .info))
         let config = try comm.collectively { try effectiveConfig() }
         var options = TrainOptions()

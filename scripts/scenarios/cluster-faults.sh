@@ -3,8 +3,8 @@
 #  1. stall watchdog: SIGSTOP of rank 1 and of rank 0 at 2 ranks, of rank 2 at 4 ranks: a
 #     warning at half the timeout and one error line naming the rank, exit 76; --resume then
 #     ends with parameters bitwise identical to an uninterrupted run;
-#  2. graceful stop: SIGTERM, SIGINT and SIGUSR1 to one rank only, SIGTERM to mpirun itself and
-#     to launch/mpirun-disttrain: exit 75, one line naming a checkpoint at the stop step
+#  2. graceful stop: SIGTERM, SIGINT and SIGUSR1 to one rank only (also during start-up, before
+#     MPI is up), SIGTERM to mpirun itself and to launch/mpirun-disttrain: exit 75, one line naming a checkpoint at the stop step
 #     (mid-epoch), --resume bitwise identical; a second signal exits at once (77);
 #  3. launch/mpirun-disttrain --max-restarts: kill -9 of a rank is restarted with --resume (logged
 #     with count and step) and ends bitwise identical; no restart after bad input or before the
@@ -144,8 +144,24 @@ signal_one_rank() {  # SIG RANK
   wait "$job"; local status=$?
   stopped "SIG$sig to rank $victim only" "$run" "$status" "$t0"
 }
+# A stop signal during start-up (MPI init, data loading): the handlers are in before MPI starts,
+# so the rank stops gracefully at the first step instead of dying the default way.
+signal_at_startup() {
+  local run="$tmp/sig-startup" pid="" t0
+  "${mpi[@]}" -n 2 "$bin" "${common[@]}" --out "$run" --quiet 2> "$run.err" &
+  local job=$!
+  for _ in $(seq 1 400); do pid=$(rank_pid "$job" 1) && break; sleep 0.01; done
+  [[ -n "$pid" ]] || { bad "SIGTERM at start-up: rank 1 not found"; kill -9 "$job"; return; }
+  t0=$(ms); kill -TERM "$pid"
+  timeout 60 bash -c "while kill -0 $job 2>/dev/null; do sleep 0.05; done"
+  wait "$job"; local status=$?
+  if [[ -e "$run/checkpoints/step-00000001" ]] || grep -q "at step 1 " "$run.err"; then
+    stopped "SIGTERM to rank 1 during start-up" "$run" "$status" "$t0"
+  else bad "SIGTERM at start-up: expected a stop at step 1 (exit $status): $(head -c 600 "$run.err")"; fi
+}
 if want signal; then
   signal_one_rank TERM 1
+  signal_at_startup
   signal_one_rank INT 0
   signal_one_rank USR1 1
   # SIGTERM to mpirun itself: mpirun passes SIGTERM on ~1 s later and SIGKILLs 1 s after that.

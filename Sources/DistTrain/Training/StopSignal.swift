@@ -15,7 +15,8 @@ import Glibc
 public enum StopSignal {
     /// The first stop signal received (its number), 0 while none.
     static let received = Atomic<Int32>(0)
-    /// Whether this process prints the line of a second signal (rank 0 only, so one line per job).
+    /// Whether this process prints the line of a second signal (rank 0 only, so one line per job;
+    /// set once the rank is known).
     static let speaks = Atomic<Bool>(false)
     public static let signals: [Int32] = [SIGTERM, SIGINT, SIGUSR1]
 
@@ -39,6 +40,10 @@ public enum StopSignal {
             sigaction(s, &action, nil)
         }
     }
+
+    /// Once the rank is known (the handlers go in before MPI starts): whether this process
+    /// prints the line of a second signal.
+    public static func setSpeaks(_ speaks: Bool) { StopSignal.speaks.store(speaks, ordering: .relaxed) }
 
     /// The number of the stop signal this process received, or 0.
     @inline(__always)
