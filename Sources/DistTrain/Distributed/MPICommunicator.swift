@@ -307,7 +307,6 @@ final class MPIHeartbeats: HeartbeatChannel {
     private let receiveBuffer: UnsafeMutablePointer<Int64>
     private let sends: UnsafeMutablePointer<MPI_Request?>
     private let receives: UnsafeMutablePointer<MPI_Request?>
-    private var sent: [Int64]
 
     init(comm: MPI_Comm?, rank: Int, size: Int) {
         self.comm = comm
@@ -321,7 +320,6 @@ final class MPIHeartbeats: HeartbeatChannel {
         receives = .allocate(capacity: size)
         sends.initialize(repeating: shim_request_null(), count: size)
         receives.initialize(repeating: shim_request_null(), count: size)
-        sent = Array(repeating: -1, count: size)
         for p in 0..<size where p != rank { post(p) }
     }
 
@@ -331,14 +329,13 @@ final class MPIHeartbeats: HeartbeatChannel {
 
     func publish(sequence: Int64, step: Int64) -> Bool {
         var all = true
-        for p in 0..<size where p != rank && sent[p] != sequence {
+        for p in 0..<size where p != rank {
             var done: Int32 = 0
             MPI_Test(sends + p, &done, shim_status_ignore())
             guard done != 0 else { all = false; continue }
             sendBuffer[2 * p] = sequence
             sendBuffer[2 * p + 1] = step
             MPI_Isend(sendBuffer + 2 * p, 2, shim_int64(), Int32(p), MPIHeartbeats.tag, comm, sends + p)
-            sent[p] = sequence
         }
         return all
     }

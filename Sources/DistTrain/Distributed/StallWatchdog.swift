@@ -29,7 +29,8 @@ final class CollectiveProgress: Sendable {
 /// never touching the training thread's collectives.
 protocol HeartbeatChannel: AnyObject {
     /// Sends (sequence, step) to every other rank, skipping a rank whose previous heartbeat is
-    /// still in flight; returns false when some rank was skipped (call again later).
+    /// still in flight; returns false when some rank was skipped. Called at every check, so a
+    /// heartbeat is also a sign of life when nothing changed.
     func publish(sequence: Int64, step: Int64) -> Bool
     /// Hands over every heartbeat that arrived since the last call: (rank, sequence, step).
     func receive(_ body: (Int, Int64, Int64) -> Void)
@@ -42,7 +43,8 @@ protocol HeartbeatChannel: AnyObject {
 /// MPI collectives cannot time out, and a rank that is stopped (SIGSTOP), stuck on a dead
 /// mount or deadlocked looks to the others like a collective that never ends. Each rank's
 /// watchdog thread wakes a few times a second, sends this rank's collective count and step to
-/// every other rank (only when it changed) on a duplicated communicator, and collects theirs.
+/// every other rank on a duplicated communicator, and collects theirs. A rank that stops sending
+/// (stopped or dead) while the others wait is named even when it had entered the collective.
 /// When this rank has been inside one collective for half of `timeout` seconds, the lowest
 /// rank past the lowest collective count in the job (or rank 0 when all counts are equal) prints a warning naming the ranks that have not (their count is
 /// lower) and the step; at `timeout` it prints one error line and aborts the job
@@ -63,7 +65,8 @@ final class StallWatchdog: @unchecked Sendable {
     let abort: (Int32) -> Never
     /// Last (sequence, step) heard from each rank.
     private(set) var heard: [(sequence: Int64, step: Int64)]
-    private var published: Int64 = -1
+    /// Monotonic nanoseconds each rank's latest heartbeat arrived (from the first check on).
+    private var heardAt: [Int64]
     private var warnedAt: Int64 = -1
     /// Time of the previous check, and of the last time this process was found to have been
     /// stopped itself (a gap between checks): waiting is counted from then, so a rank that was
@@ -74,6 +77,9 @@ final class StallWatchdog: @unchecked Sendable {
     var interval: Double { min(1.0, max(0.05, timeout / 20)) }
     /// Extra time a waiting rank that is not the reporter gives the reporter before aborting.
     var grace: Double { max(5, timeout / 4) }
+    /// Seconds without a heartbeat after which a rank counts as silent (its watchdog sends one
+    /// per `interval` while it runs at all).
+    var silence: Double { max(1, 4 * interval) }
 
     init(rank: Int, size: Int, timeout: Double, progress: CollectiveProgress, channel: HeartbeatChannel,
          abort: @escaping (Int32) -> Never) {
@@ -84,6 +90,7 @@ final class StallWatchdog: @unchecked Sendable {
         self.channel = channel
         self.abort = abort
         heard = Array(repeating: (0, 0), count: size)
+        heardAt = Array(repeating: 0, count: size)
     }
 
     static func monotonicNanos() -> Int64 {
@@ -139,37 +146,58 @@ final class StallWatchdog: @unchecked Sendable {
     func check(now: Int64) -> Verdict {
         let sequence = progress.sequence.load(ordering: .relaxed)
         let step = progress.step.load(ordering: .relaxed)
-        if sequence != published && channel.publish(sequence: sequence, step: step) { published = sequence }
+        _ = channel.publish(sequence: sequence, step: step)
+        if lastCheck == 0 { heardAt = Array(repeating: now, count: size) }
         channel.receive { r, s, st in
-            if r >= 0 && r < size && s >= heard[r].sequence { heard[r] = (s, st) }
+            guard r >= 0 && r < size else { return }
+            heardAt[r] = now
+            if s >= heard[r].sequence { heard[r] = (s, st) }
         }
-        if lastCheck != 0 && Double(now - lastCheck) / 1e9 > max(2, 4 * interval) { resumedAt = now }
+        if lastCheck != 0 && Double(now - lastCheck) / 1e9 > max(2, 4 * interval) {
+            resumedAt = now
+            heardAt = Array(repeating: now, count: size)  // this process was away, not the others
+        }
         lastCheck = now
         let entered = progress.enteredAt.load(ordering: .relaxed)
         guard entered != 0, progress.sequence.load(ordering: .relaxed) == sequence else { return .fine }
         let waited = Double(now - max(entered, resumedAt)) / 1e9
         guard waited >= timeout / 2 else { return .fine }
-        let missing = (0..<size).filter { $0 != rank && heard[$0].sequence < sequence }
-        // One reporter, the same in every rank's view: the lowest rank past the job's lowest
+        func quiet(_ r: Int) -> Double { Double(now - heardAt[r]) / 1e9 }
+        let silent = (0..<size).filter { $0 != rank && quiet($0) >= silence }
+        // Behind: not yet in this collective. Gone: in it (or past it) but no longer sending.
+        let behind = (0..<size).filter { $0 != rank && heard[$0].sequence < sequence }
+        let gone = silent.filter { heard[$0].sequence >= sequence }
+        let suspects = (behind + gone).sorted()
+        // One reporter, the same in every rank's view: the lowest live rank past the job's lowest
         // collective count (ranks can wait in different collectives: one that finished its part of
         // collective n may wait in n + 1 while another still waits in n; "the lowest rank that
-        // reached MY collective" would then name two reporters).
+        // reached MY collective" would then name two reporters), else the lowest live rank.
         let counts = (0..<size).map { $0 == rank ? sequence : heard[$0].sequence }
         let lowest = counts.min() ?? sequence
-        let reporter = ((0..<size).first { counts[$0] > lowest } ?? 0) == rank
+        let alive = (0..<size).filter { !silent.contains($0) }
+        let reporter = (alive.first { counts[$0] > lowest } ?? alive.first) == rank
         let at = step > 0 ? "the collective of step \(step)" : "a collective of the job's setup"
-        let who = StallWatchdog.names(missing)
-        let lastSeen = missing.map { "rank \($0) last reported step \(heard[$0].step)" }.joined(separator: ", ")
+        let lastSeen = suspects.map { r in
+            "rank \(r) last reported step \(heard[r].step)" + (silent.contains(r) ? ", no heartbeat for \(Int(quiet(r))) s" : "")
+        }.joined(separator: ", ")
+        func what(warning: Bool) -> String {
+            func part(_ ranks: [Int], _ present: String, _ past: String) -> String? {
+                guard !ranks.isEmpty else { return nil }
+                let verb = warning ? (ranks.count == 1 ? "has not " : "have not ") + present : "did not " + past
+                return "\(StallWatchdog.names(ranks)) \(verb) \(at)"
+            }
+            return [part(behind, "reached", "reach"), part(gone, "completed", "complete")].compactMap { $0 }.joined(separator: " and ")
+        }
         if waited >= timeout {
             guard reporter || waited >= timeout + grace else { return .fine }
-            if missing.isEmpty {
+            if suspects.isEmpty {
                 return .fail("disttrain: error: stalled: every rank reached \(at) but it has not completed in \(Int(timeout)) s (runtime.stall_timeout_s); aborting the job")
             }
-            return .fail("disttrain: error: stalled: \(who) did not reach \(at) within \(Int(timeout)) s (runtime.stall_timeout_s; \(lastSeen)); aborting the job")
+            return .fail("disttrain: error: stalled: \(what(warning: false)) within \(Int(timeout)) s (runtime.stall_timeout_s; \(lastSeen)); aborting the job")
         }
-        guard reporter, warnedAt != sequence, !missing.isEmpty else { return .fine }
+        guard reporter, warnedAt != sequence, !suspects.isEmpty else { return .fine }
         warnedAt = sequence
-        return .warn("disttrain: warning: \(who) \(missing.count == 1 ? "has" : "have") not reached \(at) after \(Int(waited)) s (\(lastSeen)); the job stops at \(Int(timeout)) s (runtime.stall_timeout_s)")
+        return .warn("disttrain: warning: \(what(warning: true)) after \(Int(waited)) s (\(lastSeen)); the job stops at \(Int(timeout)) s (runtime.stall_timeout_s)")
     }
 
     static func names(_ ranks: [Int]) -> String {

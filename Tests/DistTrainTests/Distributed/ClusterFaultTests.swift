@@ -12,7 +12,8 @@ struct ClusterFaultTests {
         var published: [(Int64, Int64)] = []
         var inbox: [(Int, Int64, Int64)] = []
         func publish(sequence: Int64, step: Int64) -> Bool { published.append((sequence, step)); return true }
-        func receive(_ body: (Int, Int64, Int64) -> Void) { for m in inbox { body(m.0, m.1, m.2) }; inbox = [] }
+        /// Every rank in `inbox` keeps sending (a live watchdog sends at every check); remove one to silence it.
+        func receive(_ body: (Int, Int64, Int64) -> Void) { for m in inbox { body(m.0, m.1, m.2) } }
         func close() {}
     }
 
@@ -91,6 +92,33 @@ struct ClusterFaultTests {
         #expect(reports == 1, "\(reports) ranks reported the stall at the timeout")
         guard case let .fail(line?) = w0.check(now: Int64(161 * 1e9)) else { Issue.record("rank 0 is not the reporter"); return }
         #expect(line.contains("rank 3 did not reach"), "\(line)")
+    }
+
+    @Test("a rank stopped inside the collective is named once its heartbeats stop, and a silent rank 0 is not the reporter")
+    func silentRankInsideTheCollective() {
+        // Every rank entered collective 12; rank 0 was then stopped (its last heartbeat at t = 100).
+        let (w1, p1, c1) = watchdog(rank: 1, size: 3, timeout: 4)
+        let (w2, p2, c2) = watchdog(rank: 2, size: 3, timeout: 4)
+        c1.inbox = [(0, 12, 6), (2, 12, 6)]
+        c2.inbox = [(0, 12, 6), (1, 12, 6)]
+        enter(p1, sequence: 12, step: 6, at: 100)
+        enter(p2, sequence: 12, step: 6, at: 100)
+        #expect(w1.check(now: Int64(100 * 1e9)) == .fine)
+        #expect(w2.check(now: Int64(100 * 1e9)) == .fine)
+        c1.inbox = [(2, 12, 6)]
+        c2.inbox = [(1, 12, 6)]
+        var warning: String?
+        for ms in stride(from: Int64(100_200), through: 102_000, by: 200) {  // checks every 0.2 s
+            if case let .warn(line) = w1.check(now: ms * 1_000_000) { warning = line }
+            #expect(w2.check(now: ms * 1_000_000) == .fine, "rank 2 is not the reporter")
+        }
+        #expect(warning?.hasPrefix("disttrain: warning: rank 0 has not completed the collective of step 6 after 2 s") == true, "\(warning ?? "no warning")")
+        #expect(warning?.contains("no heartbeat for") == true, "\(warning ?? "")")
+        var error: String?
+        for ms in stride(from: Int64(102_200), through: 104_000, by: 200) {
+            if case let .fail(line?) = w1.check(now: ms * 1_000_000) { error = line; break }
+        }
+        #expect(error?.hasPrefix("disttrain: error: stalled: rank 0 did not complete the collective of step 6 within 4 s") == true, "\(error ?? "no error")")
     }
 
     @Test("outside a collective, or when every rank has arrived and the wait is short, nothing happens")
