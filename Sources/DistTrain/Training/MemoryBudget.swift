@@ -8,11 +8,15 @@ import Glibc
 /// against what this rank can have: a config or checkpoint asking for more stops with one line
 /// instead of "failed to allocate" (SIGABRT) or the machine swapping to a halt.
 ///
-/// Estimate (bytes, in floating point so no width overflows):
-/// - P parameters = sum over layers of in x out + out (float32);
+/// Estimate (bytes, in floating point so no width overflows), walking the layer stacks with
+/// the shape rules of `ArchitectureCheck` (MLP fields expand to the same stacks):
+/// - P parameters: Linear in x out + out, convolutions out x in x k x k + out, BatchNorm 2C
+///   (float32; BatchNorm's running statistics, 2C more, are counted with the workspace);
 /// - training: 4P each for parameters, gradients and Adam's two moments, plus 8P while a
 ///   checkpoint's optimizer file is read on resume (24P), and the workspace: 3 floats per
-///   row per layer input and output (activations, pre-activations, gradients);
+///   row per weighted layer's input and output (activations, pre-activations, gradients),
+///   plus a convolution's unfolded columns (in x k x k per output position, or out x k x k per
+///   input position for a transposed one), a dropout mask, BatchNorm's normalized values;
 /// - inference (checkpoint commands): 4P parameters plus 4P for the checkpoint file read
 ///   whole, and the workspace;
 /// - 4 KiB per layer for the layer objects, names and per-layer buffers.
@@ -34,32 +38,67 @@ public enum MemoryBudget {
         }
     }
 
-    /// True for the MLP form the estimate covers (no explicit encoder or decoder layer stack).
+    /// True for the MLP form (no explicit encoder or decoder layer stack).
     public static func isMLP(_ a: VAEArchitecture) -> Bool { a.encoderLayers == nil && a.decoderLayers == nil }
 
-    /// Layer (in, out) widths of an architecture, encoder then decoder.
-    static func layers(_ a: VAEArchitecture) -> [(Double, Double)] {
-        var out: [(Double, Double)] = []
-        var width = a.encoderInputWidth
-        for h in a.encoderHidden { out.append((Double(width), Double(h))); width = h }
-        out.append((Double(width), Double(a.headsWidth)))
-        width = a.decoderInputWidth
-        for h in a.decoderHidden { out.append((Double(width), Double(h))); width = h }
-        out.append((Double(width), Double(a.inputDim)))
+    /// One layer's share of the estimate: its parameters and its workspace floats per row.
+    struct LayerCost {
+        var parameters: Double
+        var rowFloats: Double
+    }
+
+    /// Every layer's cost, encoder stack, heads, then decoder stack; nil when the stacks do not
+    /// fit together (`ArchitectureCheck` names the layer; nothing is estimated for it).
+    static func costs(_ a: VAEArchitecture) -> [LayerCost]? {
+        guard ArchitectureCheck.problem(a) == nil else { return nil }
+        var out: [LayerCost] = []
+        var shape = a.labelJoinsInput ? TensorShape.flat(a.encoderInputWidth) : a.inputShape
+        walk(a.encoderStack, from: &shape, into: &out)
+        let features = Double(shape.count + (a.conditionsEncoder && !a.labelJoinsInput ? a.classes : 0))
+        let heads = Double(a.headsWidth)
+        out.append(LayerCost(parameters: features * heads + heads, rowFloats: 3 * (features + heads)))
+        shape = .flat(a.decoderInputWidth)
+        walk(a.decoderStack, from: &shape, into: &out)
         return out
+    }
+
+    /// The costs of `stack` from input `shape` (moved to the stack's output).
+    static func walk(_ stack: [LayerSpec], from shape: inout TensorShape, into out: inout [LayerCost]) {
+        for layer in stack {
+            let input = shape
+            _ = ArchitectureCheck.walk([layer], from: &shape, field: "")
+            let i = Double(input.count), o = Double(shape.count)
+            switch layer {
+            case .linear:
+                out.append(LayerCost(parameters: i * o + o, rowFloats: 3 * (i + o)))
+            case let .conv2d(channels, k, _, _):
+                let c = Double(channels), window = Double(input.channels * k * k)
+                out.append(LayerCost(parameters: c * window + c, rowFloats: 3 * (i + o) + window * Double(shape.spatial)))
+            case let .convTranspose2d(channels, k, _, _, _):
+                let c = Double(channels), window = Double(channels * k * k)
+                out.append(LayerCost(parameters: Double(input.channels) * window + c, rowFloats: 3 * (i + o) + window * Double(input.spatial)))
+            case .batchNorm:
+                let c = Double(input.channels)
+                out.append(LayerCost(parameters: 2 * c, rowFloats: 2 * o))
+            case .dropout:
+                out.append(LayerCost(parameters: 0, rowFloats: o))
+            case .relu, .leakyReLU, .tanh, .sigmoid, .flatten, .reshape:
+                break  // in place, fused, or a view of the buffer before
+            }
+        }
     }
 
     /// Number of trainable parameters (the tensors a checkpoint holds; the flat buffer adds a
     /// little alignment padding), exactly for any model that fits in memory.
     public static func parameterCount(_ a: VAEArchitecture) -> Double {
-        layers(a).reduce(0) { $0 + $1.0 * $1.1 + $1.1 }
+        (costs(a) ?? []).reduce(0) { $0 + $1.parameters }
     }
 
     /// Estimated bytes for `rows` rows of workspace, training or not.
     public static func neededBytes(_ a: VAEArchitecture, rows: Int, training: Bool) -> Double {
-        let l = layers(a)
+        let l = costs(a) ?? []
         let p = parameterCount(a)
-        let perRow = l.reduce(0) { $0 + 3 * ($1.0 + $1.1) } + Double(a.inputDim + 4 * a.latent)
+        let perRow = l.reduce(0) { $0 + $1.rowFloats } + Double(a.inputDim + 4 * a.latent)
         return (training ? 24 : 8) * p + 4 * Double(max(rows, 1)) * perRow + 4096 * Double(l.count)
     }
 
@@ -87,9 +126,6 @@ public enum MemoryBudget {
     /// Throws `TooLarge` when the estimate exceeds what this rank can have, or when an MLP
     /// has more than `maxHiddenLayers` hidden layers.
     public static func check(_ a: VAEArchitecture, rows: Int, training: Bool, ranksOnHost: Int, what: String) throws {
-        // The estimate covers the MLP form (encoder_hidden / decoder_hidden); explicit layer
-        // stacks (conv, BatchNorm, ...) are not estimated yet.
-        guard isMLP(a) else { return }
         let deepest = max(a.encoderHidden.count, a.decoderHidden.count)
         if deepest > maxHiddenLayers {
             throw TooManyLayers(what: what, layers: deepest, limit: maxHiddenLayers)

@@ -55,6 +55,23 @@ import Testing
         #expect(MemoryBudget.availableBytes(ranksOnHost: 2) > 0)
     }
 
+    @Test("the memory estimate counts every config's parameters exactly, conv and BatchNorm stacks included, and refuses a huge conv stack")
+    func memoryEstimateOfLayerStacks() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Support.root + "/configs").filter { $0.hasSuffix(".json") }.sorted()
+        #expect(files.contains("conv-vae.json") && files.contains("cvae-bn-dropout.json"))
+        for file in files {
+            let arch = try TrainConfig.load(path: Support.root + "/configs/" + file).architecture(rows: 28, cols: 28)
+            #expect(MemoryBudget.parameterCount(arch) == Double(VAE(arch).trainableCount), "\(file)")
+            try MemoryBudget.check(arch, rows: 512, training: true, ranksOnHost: 1, what: file)
+        }
+        // 4096 channels of 28x28 after the first 3x3 convolution, unfolded 9 times for the second:
+        // about 50 GB of workspace for 256 rows (the MLP-only estimate let this through).
+        let huge = VAEArchitecture(inputShape: TensorShape(1, 28, 28), encoder: [.conv2d(out: 4096, kernel: 3, padding: 1), .relu,
+                                   .conv2d(out: 1024, kernel: 3, padding: 1), .flatten], decoder: [.linear(out: 784)], latent: 8)
+        #expect(MemoryBudget.neededBytes(huge, rows: 256, training: true) > 4e10)
+        #expect(throws: MemoryBudget.TooLarge.self) { try MemoryBudget.check(huge, rows: 256, training: true, ranksOnHost: 1, what: "huge") }
+    }
+
     // MARK: 9. changed world size or global batch mid-epoch
 
     @Test func midEpochChanges() {
