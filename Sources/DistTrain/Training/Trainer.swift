@@ -45,6 +45,9 @@ public final class Trainer {
     public var times: PhaseTimes { timer.times }
     /// [gumbel] Test NMI of argmax q(c|x) against the labels from the last `evaluate()` (categorical models only).
     public private(set) var lastTestNMI: Double?
+    /// Codebook perplexity and codes used over the last epoch's training assignments on every
+    /// rank (VQ-VAE only). A resumed epoch counts only the steps run since the resume.
+    public private(set) var lastCodebookUsage: CodebookUsage?
 
     let log: Logger
     let options: TrainOptions
@@ -120,7 +123,7 @@ public final class Trainer {
         if comm.isWriter {
             outputs.append(EpochGrids(model: model, params: params, state: modelState, test: test, run: run, events: setup.events,
                                       every: config.output.gridEvery, seed: seed))
-            if config.output.animationMs > 0 && config.output.gridEvery > 0 {
+            if config.output.animationMs > 0 && config.output.gridEvery > 0 && model.quantizer == nil {
                 outputs.append(GridAnimation(run: run, frameMilliseconds: config.output.animationMs))
             }
             outputs.append(MetricsFile(run: run))
@@ -159,6 +162,7 @@ public final class Trainer {
             let firstStep = state.stepInEpoch
             timer.reset()
             gradNorms = GradNormStats()
+            workspace.resetCodeCounts()
             console?.startEpoch(at: started)
             while state.stepInEpoch < steps && stepsLeft() {
                 comm.watchdogStep(state.globalStep + 1)
@@ -183,6 +187,7 @@ public final class Trainer {
             timer.addEvaluation(Clock.lap(&evalStart))
             trace?.recordEpochEnd(.evaluation, start: evalBegan, end: evalStart, afterStep: state.globalStep)
             let rankStepMs = stragglers()
+            lastCodebookUsage = codebookUsage()
             let seconds = Clock.now() - started
             let report = EpochReport(epoch: state.epoch + 1, step: state.globalStep, train: state.epochLoss, test: testLoss,
                                      samplesPerSecond: Double((state.stepInEpoch - firstStep) * plan.globalBatch) / max(seconds, 1e-9),
@@ -216,6 +221,13 @@ public final class Trainer {
         runLock?.release()
         return StopRequested(step: state.globalStep, epoch: state.epoch + 1, checkpoint: run.checkpoints + "/" + name,
                              signal: StopSignal.pending)
+    }
+
+    /// The epoch's code counts summed over ranks (one small allreduce; VQ-VAE only).
+    func codebookUsage() -> CodebookUsage? {
+        guard model.quantizer != nil else { return nil }
+        let counts = Array(UnsafeBufferPointer(start: workspace.codeCounts, count: workspace.codebookSize))
+        return CodebookUsage(counts: comm.sum(counts))
     }
 
     /// Every rank's mean step time of the epoch (ms, without the allreduce wait: the wait is
@@ -401,6 +413,7 @@ public final class Trainer {
         epoch.rankStepMs = rankStepMs
         epoch.optimizerStateMB = optimizerStateMB
         epoch.shardedOptimizer = shardCounts != nil
+        epoch.codebook = lastCodebookUsage
         try comm.onWriter {
             for output in outputs { try output.write(epoch) }
         }

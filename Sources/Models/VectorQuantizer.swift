@@ -1,0 +1,122 @@
+import COpenBLAS
+
+/// The vector-quantized latent of a VQ-VAE (van den Oord et al. 2017, seed 001): the encoder's
+/// output z_e [D, H, W] is read as H W vectors of D values, each replaced by its nearest code
+/// of a learned codebook [K, D]; the decoder gets z_q, those codes in the same NCHW layout.
+///
+/// Loss per sample, summed over positions (disttrain sums every term per sample):
+///   vq = |sg(z_e) - e|^2 (codebook) + commitment * |z_e - sg(e)|^2 (commitment)
+/// Its value is (1 + commitment) |z_e - e|^2; the two terms differ only in where the gradient
+/// goes. Gradients (times `weight`, the trainer's scale and loss weight):
+///   dL/dz_e = dL/dz_q (straight-through: the quantizer is the identity backwards)
+///             + weight * 2 commitment (z_e - e)
+///   dL/de_k = weight * 2 sum over positions assigned to k of (e_k - z_e)
+/// The codebook is a trainable tensor of the flat parameter buffer, exported as PyTorch's
+/// nn.Embedding would be (`quantizer.embedding.weight` [K, D]).
+///
+/// Dimension legend: K codes, D code dimension (the `latent` of the config), S = H W positions
+/// of the encoder's output per sample, B rows.
+public final class VectorQuantizer: Sendable {
+    public let codes: Int
+    public let dimension: Int
+    public let positions: Int
+    /// Weight of the commitment term (beta = 0.25 in the paper and the seed).
+    public let commitment: Float
+    /// Offset of the codebook [K, D] in the flat parameter (and gradient) buffer.
+    public let codebookOffset: Int
+    public static let tensorName = "quantizer.embedding.weight"
+
+    public init(codes: Int, dimension: Int, positions: Int, commitment: Float, layout: inout ParameterLayout) {
+        precondition(codes >= 1 && dimension >= 1 && positions >= 1)
+        self.codes = codes
+        self.dimension = dimension
+        self.positions = positions
+        self.commitment = commitment
+        codebookOffset = layout.reserve(codes * dimension)
+        layout.export(Self.tensorName, shape: [codes, dimension], offset: codebookOffset)
+    }
+
+    /// Floats of scratch one quantization needs: scores [S, K] and code norms [K].
+    public var scratchCount: Int { positions * codes + codes }
+
+    /// The seed's initialization: uniform(-1/K, 1/K), drawn after the encoder's parameters.
+    public func initialize(_ params: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
+        let bound = 1 / Float(codes)
+        for i in 0..<(codes * dimension) { params[codebookOffset + i] = rng.uniform(-bound, bound) }
+    }
+
+    /// Nearest code per position: z_e rows [B, D, S] -> code indices [B, S] and z_q [B, D, S]
+    /// (rows `zqStride` floats apart). Ties go to the lower index. Per-row |z_e - z_q|^2 times
+    /// (1 + commitment) into `rowLoss`; each assignment adds 1 to `counts` [K] when given
+    /// (the epoch's usage tally). Returns the sum of the row losses.
+    ///
+    /// Distances through one sgemm per row: |z - e_k|^2 = |z|^2 - 2 z.e_k + |e_k|^2, the first
+    /// term the same for every k; the loss itself is the exact squared difference.
+    public func forward(params: UnsafePointer<Float>, zE: UnsafePointer<Float>, zQ: UnsafeMutablePointer<Float>, zqStride: Int,
+                        codeIndices: UnsafeMutablePointer<Int32>, rows: Int, rowLoss: UnsafeMutablePointer<Float>?,
+                        counts: UnsafeMutablePointer<Double>?, scratch: UnsafeMutablePointer<Float>) -> Double {
+        let K = codes, D = dimension, S = positions
+        let book = params + codebookOffset
+        let scores = scratch, norms = scratch + S * K   // [S, K], [K]
+        for k in 0..<K {
+            var n: Float = 0
+            for d in 0..<D { n += book[k * D + d] * book[k * D + d] }
+            norms[k] = n
+        }
+        var total = 0.0
+        for r in 0..<rows {
+            let z = zE + r * D * S
+            // scores[S, K] = z^T [S, D] . book^T [D, K]
+            BLASAllocations.counting {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, Int32(S), Int32(K), Int32(D), 1, z, Int32(S),
+                            book, Int32(D), 0, scores, Int32(K))
+            }
+            let q = zQ + r * zqStride
+            var rowSum = 0.0
+            for s in 0..<S {
+                let sc = scores + s * K
+                var best = 0
+                var bestDistance = norms[0] - 2 * sc[0]
+                for k in 1..<max(K, 1) {
+                    let distance = norms[k] - 2 * sc[k]
+                    if distance < bestDistance { bestDistance = distance; best = k }
+                }
+                codeIndices[r * S + s] = Int32(best)
+                counts?[best] += 1
+                let e = book + best * D
+                for d in 0..<D {
+                    q[d * S + s] = e[d]
+                    let diff = Double(z[d * S + s]) - Double(e[d])
+                    rowSum += diff * diff
+                }
+            }
+            let loss = (1 + Double(commitment)) * rowSum
+            rowLoss?[r] = Float(loss)
+            total += loss
+        }
+        return total
+    }
+
+    /// dL/dz_e into `dzE` [B, D, S] from dL/dz_q (rows `dzqStride` apart), and the codebook's
+    /// gradient into `grads` (added when `accumulate`), for the assignments of the last forward.
+    public func backward(params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, zE: UnsafePointer<Float>,
+                         codeIndices: UnsafePointer<Int32>, dzQ: UnsafePointer<Float>, dzqStride: Int,
+                         dzE: UnsafeMutablePointer<Float>, rows: Int, weight: Float, accumulate: Bool) {
+        let D = dimension, S = positions
+        let book = params + codebookOffset, dBook = grads + codebookOffset
+        if !accumulate { dBook.update(repeating: 0, count: codes * D) }
+        let commit = weight * 2 * commitment, pull = weight * 2
+        for r in 0..<rows {
+            let z = zE + r * D * S, g = dzQ + r * dzqStride, dz = dzE + r * D * S
+            for s in 0..<S {
+                let k = Int(codeIndices[r * S + s])
+                let e = book + k * D, de = dBook + k * D
+                for d in 0..<D {
+                    let diff = z[d * S + s] - e[d]
+                    dz[d * S + s] = g[d * S + s] + commit * diff
+                    de[d] -= pull * diff
+                }
+            }
+        }
+    }
+}
