@@ -63,7 +63,9 @@ step "PyTorch interop on the 4-rank checkpoint, both directions" 900 \
   bash scripts/scenarios/pytorch-interop.sh "$work/e2e/run4/checkpoints/step-00000040"
 step "PyTorch interop on a conv model and the BatchNorm + dropout model (30-step runs, both directions)" 1200 \
   bash -c 'bash scripts/scenarios/pytorch-interop.sh --train configs/conv-cvae.json && bash scripts/scenarios/pytorch-interop.sh --train configs/cvae-bn-dropout.json'
-step "variants: short run + every command" 600 bash scripts/scenarios/variants-check.sh
+step "PyTorch interop on the VQ-VAE (30-step run, both directions)" 600 \
+  bash scripts/scenarios/pytorch-interop.sh --train configs/vq-vae.json
+step "variants: short run + every command" 900 bash scripts/scenarios/variants-check.sh
 step "multi-host: 2 ranks across two network namespaces, stall across hosts" 400 bash scripts/scenarios/multihost-test.sh
 step "faults: kill -9 and resume, NaN injection, disagreeing ranks" 600 bash scripts/scenarios/fault-tests.sh
 step "bad input: issue 17 reproductions, kill at every rename" 1800 bash scripts/scenarios/bad-input-tests.sh

@@ -16,6 +16,7 @@ struct AllocationTests {
                                    conditioning: .none, latentKind: .categorical)),
         ("conv", SeedArchitectures.convVAE003(channels: [2, 3], latent: 3, classes: 3, side: 7)),
         ("BN + dropout", SeedArchitectures.cvae004(inputDim: 12, hidden: 6, latent: 3, classes: 3)),
+        ("VQ-VAE with residual blocks", SeedArchitectures.vqVAE001(width: 4, dimension: 3, codes: 5, side: 8)),
     ]
 
     @Test("the counter sees this thread's allocations")

@@ -47,6 +47,9 @@ public struct ModelRunner {
     /// (see `codes`), and throws `AnalysisError.needsGaussianLatent`.
     public func posteriorMeans(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
         let a = model.architecture
+        if a.latentKind == .vectorQuantized {
+            throw AnalysisError.vectorQuantized(path: nil, what: "a posterior mean", codes: a.codebookSize)
+        }
         guard a.latentKind == .gaussian else {
             throw AnalysisError.needsGaussianLatent(path: nil, what: "a posterior mean", categories: a.latent)
         }
