@@ -70,7 +70,8 @@ def architecture_json(config):
             shape += [1, 1]  # disttrain writes [C, H, W]; a flat input is [P, 1, 1]
         vq = {}
         if config.get("latent_kind") == "vq":  # written first, as disttrain does
-            vq = {"codebook_size": int(config["codebook_size"]), "commitment": float(config["commitment"])}
+            vq = {"codebook_size": int(config["codebook_size"]), "commitment": float(config["commitment"]),
+                  "codebook_ema": float(config.get("codebook_ema", 0))}
         return json.dumps({
             **vq,
             "input_shape": shape,

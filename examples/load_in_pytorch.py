@@ -392,9 +392,13 @@ class VQEncoder(nn.Module):
 class Quantizer(nn.Module):
     """The codebook as nn.Embedding(K, D): quantizer.embedding.weight."""
 
-    def __init__(self, codes, dimension):
+    def __init__(self, codes, dimension, ema=False):
         super().__init__()
         self.embedding = nn.Embedding(codes, dimension)
+        if ema:  # an EMA codebook's statistics (state, saved with the model)
+            self.embedding.weight.requires_grad_(False)
+            self.register_buffer("cluster_size", torch.zeros(codes))
+            self.register_buffer("embed_sum", torch.zeros(codes, dimension))
 
     def forward(self, z_e):
         """Nearest code per position of z_e [B, D, H, W] -> z_q [B, D, H, W]. The distances
@@ -424,7 +428,8 @@ class DisttrainVQVAE(nn.Module):
             raise ValueError(f"the encoder ends at {out}, not [latent, H, W]")
         self.latent_shape = out
         self.commitment = float(config["commitment"])
-        self.quantizer = Quantizer(int(config["codebook_size"]), int(config["latent"]))
+        self.quantizer = Quantizer(int(config["codebook_size"]), int(config["latent"]),
+                                   ema=float(config.get("codebook_ema", 0)) > 0)
         self.decoder = StackDecoder(config, count(out))
 
     def deterministic_loss_terms(self, x, labels):

@@ -57,7 +57,7 @@ public final class VAE: Sendable {
             encoder = trunk
             // Reserved between encoder and decoder: backward finishes it right after the decoder.
             quantizer = VectorQuantizer(codes: arch.codebookSize, dimension: arch.latent, positions: out.spatial,
-                                        commitment: arch.commitment, layout: &builder.parameters)
+                                        commitment: arch.commitment, emaDecay: arch.codebookEMA, builder: &builder)
         } else {
             let heads = Linear(inFeatures: trunk.outputShape.count, outFeatures: arch.headsWidth, layout: &builder.parameters)
             self.heads = heads
@@ -132,10 +132,11 @@ public final class VAE: Sendable {
     /// PyTorch's default init (Linear and Conv kaiming-uniform a = sqrt(5), i.e. uniform
     /// +-1/sqrt(fan_in), bias the same; BatchNorm weight 1, bias 0), drawn from `seed` layer by
     /// layer in parameter order.
-    public func initialize(_ params: UnsafeMutablePointer<Float>, seed: UInt64) {
+    /// An EMA codebook (in the state buffer) is drawn into `state`, which it then needs.
+    public func initialize(_ params: UnsafeMutablePointer<Float>, seed: UInt64, state: UnsafeMutablePointer<Float>? = nil) {
         var rng = SplitMix64(seed: seed)
         for l in encoder.layers { l.initialize(params, rng: &rng) }
-        quantizer?.initialize(params, rng: &rng)
+        quantizer?.initialize(params, state: state, rng: &rng)
         for l in decoder.layers { l.initialize(params, rng: &rng) }
     }
 
@@ -161,7 +162,8 @@ public final class VAE: Sendable {
 
     /// z = mean + std * eps (or, categorical, y = softmax((logits + Gumbel(eps)) / temperature))
     /// into the decoder input's first `latent` columns; returns the KL sum.
-    public func sampleLatent(_ ws: VAEWorkspace, rows: Int, params p: UnsafePointer<Float>? = nil) -> Double {
+    public func sampleLatent(_ ws: VAEWorkspace, rows: Int, params p: UnsafePointer<Float>? = nil,
+                             state: UnsafeMutablePointer<Float>? = nil) -> Double {
         switch architecture.latentKind {
         case .gaussian:
             return GaussianLatent.sample(heads: ws.heads.base, eps: ws.eps.base, z: ws.decoderInput.base,
@@ -172,15 +174,18 @@ public final class VAE: Sendable {
                                             yStride: architecture.decoderInputWidth, rows: rows, categories: architecture.latent,
                                             temperature: ws.temperature, rowKL: ws.rowKL.base, scratch: ws.categoricalScratch)
         case .vectorQuantized:
-            return quantize(p!, ws, rows: rows, counts: nil)  // the codebook is a parameter
+            return quantize(p!, ws, rows: rows, counts: nil, state: state)
         }
     }
 
     /// Vector-quantized latent: nearest codes of ws.heads (z_e) into the decoder input and
     /// ws.codeIndices; the codebook + commitment loss per row into ws.rowKL; returns its sum.
     /// `counts` (ws.codeCounts in a training step) tallies the codes chosen.
-    public func quantize(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int, counts: UnsafeMutablePointer<Double>?) -> Double {
-        quantizer!.forward(params: p, zE: ws.heads.base, zQ: ws.decoderInput.base, zqStride: architecture.decoderInputWidth,
+    /// An EMA codebook is read from `state`.
+    public func quantize(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int, counts: UnsafeMutablePointer<Double>?,
+                         state: UnsafeMutablePointer<Float>? = nil) -> Double {
+        let q = quantizer!
+        return q.forward(codebook: q.codebook(params: p, state: state), zE: ws.heads.base, zQ: ws.decoderInput.base, zqStride: architecture.decoderInputWidth,
                            codeIndices: ws.codeIndices, rows: rows, rowLoss: ws.rowKL.base, counts: counts,
                            scratch: ws.quantizerScratch.base)
     }
@@ -218,7 +223,7 @@ public final class VAE: Sendable {
                      mode: ForwardMode = .eval, reducer: (any BatchStatisticsReducer)? = nil) -> BatchLoss {
         let c = context(p, ws, state: state, mode: mode, updates: false, reducer: reducer)
         encoder.forward(ws.encoderBuffers, rows: rows, c)
-        let kl = sampleLatent(ws, rows: rows, params: p)
+        let kl = sampleLatent(ws, rows: rows, params: p, state: state)
         decoder.forward(ws.decoderBuffers, rows: rows, c)
         return BatchLoss(bce: reconstruction(ws, rows: rows, gradientScale: nil), kl: kl, rows: rows)
     }
@@ -229,8 +234,9 @@ public final class VAE: Sendable {
     /// instead of overwriting.
     public func lossAndGradient(_ p: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ ws: VAEWorkspace,
                                 rows: Int, scale: Float, beta: Float, accumulate: Bool,
-                                state: UnsafeMutablePointer<Float>? = nil, reducer: (any BatchStatisticsReducer)? = nil) -> BatchLoss {
-        let loss = forwardForTraining(p, ws, rows: rows, scale: scale, state: state, reducer: reducer)
+                                state: UnsafeMutablePointer<Float>? = nil, reducer: (any BatchStatisticsReducer)? = nil,
+                                codebookReducer: (any BatchStatisticsReducer)? = nil) -> BatchLoss {
+        let loss = forwardForTraining(p, ws, rows: rows, scale: scale, state: state, reducer: reducer, codebookReducer: codebookReducer)
         backward(p, g, ws, rows: rows, scale: scale, beta: beta, accumulate: accumulate, reducer: reducer) { _ in }
         return loss
     }
@@ -240,14 +246,25 @@ public final class VAE: Sendable {
     /// BatchNorm uses batch statistics (summed across ranks through `reducer` when given: SyncBN)
     /// and updates the running statistics in `state` when given; Dropout masks are keyed by
     /// (ws.seed, ws.step, sample id, layer, element).
-    /// A vector-quantized latent adds the codes chosen to ws.codeCounts when `updatesCodeCounts`.
+    /// A vector-quantized latent adds the codes chosen to ws.codeCounts when `updatesCodeCounts`;
+    /// an EMA codebook (in `state`, when given) takes one EMA step, its batch statistics summed
+    /// across ranks through `codebookReducer` (always needed with more than one rank).
     public func forwardForTraining(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int, scale: Float,
                                    state: UnsafeMutablePointer<Float>? = nil,
-                                   reducer: (any BatchStatisticsReducer)? = nil, updatesCodeCounts: Bool = true) -> BatchLoss {
+                                   reducer: (any BatchStatisticsReducer)? = nil, updatesCodeCounts: Bool = true,
+                                   codebookReducer: (any BatchStatisticsReducer)? = nil) -> BatchLoss {
         let c = context(p, ws, state: state, mode: .training, updates: true, reducer: reducer)
         encoder.forward(ws.encoderBuffers, rows: rows, c)
-        let kl = architecture.latentKind == .vectorQuantized
-            ? quantize(p, ws, rows: rows, counts: updatesCodeCounts ? ws.codeCounts : nil) : sampleLatent(ws, rows: rows)
+        var kl: Double
+        if let q = quantizer {
+            kl = quantize(p, ws, rows: rows, counts: updatesCodeCounts ? ws.codeCounts : nil, state: state)
+            if q.usesEMA, let state {
+                q.updateEMA(state: state, zE: ws.heads.base, codeIndices: ws.codeIndices, rows: rows, reducer: codebookReducer,
+                            scratch: ws.emaScratch)
+            }
+        } else {
+            kl = sampleLatent(ws, rows: rows)
+        }
         decoder.forward(ws.decoderBuffers, rows: rows, c)
         return BatchLoss(bce: reconstruction(ws, rows: rows, gradientScale: scale), kl: kl, rows: rows)
     }
@@ -279,9 +296,10 @@ public final class VAE: Sendable {
                                        scratch: ws.categoricalScratch)
         case .vectorQuantized:
             let q = quantizer!
-            q.backward(params: p, grads: g, zE: ws.heads.base, codeIndices: ws.codeIndices, dzQ: ws.dDecoderInput.base,
-                       dzqStride: arch.decoderInputWidth, dzE: ws.dHeads.base, rows: rows, weight: beta * scale, accumulate: accumulate)
-            finished(q.codebookOffset)
+            q.backward(grads: q.usesEMA ? nil : g, zE: ws.heads.base, zQ: ws.decoderInput.base, codeIndices: ws.codeIndices,
+                       dzQ: ws.dDecoderInput.base, dzqStride: arch.decoderInputWidth, dzE: ws.dHeads.base, rows: rows,
+                       weight: beta * scale, accumulate: accumulate)
+            if !q.usesEMA { finished(q.codebookOffset) }
         }
         // The first working encoder layer's input gradient is never needed.
         encoder.backward(ws.encoderBuffers, dy: ws.dHeads.base, dInput: nil,
@@ -292,7 +310,7 @@ public final class VAE: Sendable {
     /// points at which `backward` reports progress.
     public var backwardBoundaries: [Int] {
         decoder.compute.reversed().compactMap { decoder.layers[$0].parameterOffset }
-            + (quantizer.map { [$0.codebookOffset] } ?? [])
+            + (quantizer.flatMap { $0.usesEMA ? nil : [$0.codebookOffset] } ?? [])
             + encoder.compute.reversed().compactMap { encoder.layers[$0].parameterOffset }
     }
 }

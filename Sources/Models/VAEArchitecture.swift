@@ -31,6 +31,8 @@ public struct VAEArchitecture: Equatable, Sendable {
     public var codebookSize: Int = 512
     /// Weight of the commitment loss (vector-quantized latent only; 0.25 as in the paper).
     public var commitment: Float = 0.25
+    /// EMA decay of the codebook (vector-quantized latent only); 0: trained by the gradient.
+    public var codebookEMA: Float = 0
 
     public init(inputDim: Int = 784, classes: Int = 10, encoderHidden: [Int] = [512, 512], decoderHidden: [Int] = [512, 512],
                 latent: Int = 16, activation: Activation = .relu, conditioning: Conditioning = .both,

@@ -44,6 +44,8 @@ public final class VAEWorkspace {
     public let codebookSize: Int
     /// [S K + K]: the quantizer's distance scores and code norms.
     let quantizerScratch: FloatBuffer
+    /// [K + K D] float64: an EMA codebook step's counts and sums (summed across ranks in place).
+    let emaScratch: UnsafeMutablePointer<Double>
     /// [3K] float64: softmax, log-softmax and relaxed sample of one row (categorical latent).
     let categoricalScratch: UnsafeMutablePointer<Double>
     /// Per-layer outputs [B, layer output width] and scratch (each layer's `scratchBytes`),
@@ -78,6 +80,9 @@ public final class VAEWorkspace {
         codeCounts = .allocate(capacity: max(codes, 1))
         codeCounts.initialize(repeating: 0, count: max(codes, 1))
         quantizerScratch = FloatBuffer(count: model.quantizer?.scratchCount ?? 0)
+        let emaCount = max(model.quantizer?.emaScratchCount ?? 0, 1)
+        emaScratch = .allocate(capacity: emaCount)
+        emaScratch.initialize(repeating: 0, count: emaCount)
         categoricalScratch = .allocate(capacity: 3 * max(a.latent, 1))
         categoricalScratch.initialize(repeating: 0, count: 3 * max(a.latent, 1))
         ids = .allocate(capacity: max(capacity, 1))
@@ -114,6 +119,7 @@ public final class VAEWorkspace {
         categoricalScratch.deallocate()
         codeIndices.deallocate()
         codeCounts.deallocate()
+        emaScratch.deallocate()
     }
 
     /// Clears the code usage tally (the trainer does at the start of every epoch).

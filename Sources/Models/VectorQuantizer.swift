@@ -14,6 +14,15 @@ import COpenBLAS
 /// The codebook is a trainable tensor of the flat parameter buffer, exported as PyTorch's
 /// nn.Embedding would be (`quantizer.embedding.weight` [K, D]).
 ///
+/// With an EMA decay gamma > 0 (van den Oord et al., appendix A.1) the codebook is not trained
+/// by the gradient: it lives in the state buffer (saved with the model, like BatchNorm's
+/// running statistics) with its statistics, and each training step moves them towards the
+/// batch's: N_k <- gamma N_k + (1 - gamma) n_k (`quantizer.cluster_size` [K]),
+/// m_k <- gamma m_k + (1 - gamma) sum of the z_e assigned to k (`quantizer.embed_sum` [K, D]),
+/// e_k = m_k / N_k. N and m start at 0, so the ratio needs no bias correction; a code never
+/// chosen keeps its initial vector. n and the sums cover the global batch: they go through the
+/// reducer (summed over ranks) before the update, so every rank keeps the same codebook.
+///
 /// Dimension legend: K codes, D code dimension (the `latent` of the config), S = H W positions
 /// of the encoder's output per sample, B rows.
 public final class VectorQuantizer: Sendable {
@@ -22,27 +31,96 @@ public final class VectorQuantizer: Sendable {
     public let positions: Int
     /// Weight of the commitment term (beta = 0.25 in the paper and the seed).
     public let commitment: Float
-    /// Offset of the codebook [K, D] in the flat parameter (and gradient) buffer.
+    /// EMA decay gamma of the codebook updates; 0: the codebook follows the gradient.
+    public let emaDecay: Float
+    public var usesEMA: Bool { emaDecay > 0 }
+    /// Offset of the codebook [K, D]: in the flat parameter (and gradient) buffer, or with EMA
+    /// in the state buffer.
     public let codebookOffset: Int
+    /// EMA only: offsets of N [K] and m [K, D] in the state buffer.
+    public let clusterSizeOffset: Int
+    public let embedSumOffset: Int
     public static let tensorName = "quantizer.embedding.weight"
 
-    public init(codes: Int, dimension: Int, positions: Int, commitment: Float, layout: inout ParameterLayout) {
-        precondition(codes >= 1 && dimension >= 1 && positions >= 1)
+    public init(codes: Int, dimension: Int, positions: Int, commitment: Float, emaDecay: Float = 0, builder: inout LayerBuilder) {
+        precondition(codes >= 1 && dimension >= 1 && positions >= 1 && emaDecay >= 0 && emaDecay < 1)
         self.codes = codes
         self.dimension = dimension
         self.positions = positions
         self.commitment = commitment
-        codebookOffset = layout.reserve(codes * dimension)
-        layout.export(Self.tensorName, shape: [codes, dimension], offset: codebookOffset)
+        self.emaDecay = emaDecay
+        if emaDecay > 0 {
+            codebookOffset = builder.state.reserve(codes * dimension)
+            clusterSizeOffset = builder.state.reserve(codes)
+            embedSumOffset = builder.state.reserve(codes * dimension)
+            builder.state.export(Self.tensorName, shape: [codes, dimension], offset: codebookOffset)
+            builder.state.export("quantizer.cluster_size", shape: [codes], offset: clusterSizeOffset)
+            builder.state.export("quantizer.embed_sum", shape: [codes, dimension], offset: embedSumOffset)
+        } else {
+            codebookOffset = builder.parameters.reserve(codes * dimension)
+            clusterSizeOffset = -1
+            embedSumOffset = -1
+            builder.parameters.export(Self.tensorName, shape: [codes, dimension], offset: codebookOffset)
+        }
+    }
+
+    /// The codebook [K, D] inside whichever buffer holds it.
+    @inline(__always)
+    public func codebook(params: UnsafePointer<Float>, state: UnsafePointer<Float>?) -> UnsafePointer<Float> {
+        if usesEMA {
+            guard let state else { preconditionFailure("an EMA codebook lives in the state buffer: pass it") }
+            return state + codebookOffset
+        }
+        return params + codebookOffset
+    }
+
+    /// Float64 scratch an EMA update needs: n [K] and the sums [K, D].
+    public var emaScratchCount: Int { usesEMA ? codes + codes * dimension : 0 }
+
+    /// One EMA step from the assignments of the last forward (`codeIndices`, z_e rows
+    /// [B, D, S]); `scratch` [K + K D] float64; `reducer` sums n and the sums over ranks.
+    public func updateEMA(state: UnsafeMutablePointer<Float>, zE: UnsafePointer<Float>, codeIndices: UnsafePointer<Int32>,
+                          rows: Int, reducer: (any BatchStatisticsReducer)?, scratch: UnsafeMutablePointer<Double>) {
+        let K = codes, D = dimension, S = positions
+        let n = scratch, sums = scratch + K
+        scratch.update(repeating: 0, count: K + K * D)
+        for r in 0..<rows {
+            let z = zE + r * D * S
+            for s in 0..<S {
+                let k = Int(codeIndices[r * S + s])
+                n[k] += 1
+                for d in 0..<D { sums[k * D + d] += Double(z[d * S + s]) }
+            }
+        }
+        reducer?.sum(scratch, count: K + K * D)
+        let gamma = Double(emaDecay)
+        let book = state + codebookOffset, size = state + clusterSizeOffset, embedSum = state + embedSumOffset
+        for k in 0..<K {
+            let N = gamma * Double(size[k]) + (1 - gamma) * n[k]
+            size[k] = Float(N)
+            for d in 0..<D {
+                let m = gamma * Double(embedSum[k * D + d]) + (1 - gamma) * sums[k * D + d]
+                embedSum[k * D + d] = Float(m)
+                if N > 0 { book[k * D + d] = Float(m / N) }
+            }
+        }
     }
 
     /// Floats of scratch one quantization needs: scores [S, K] and code norms [K].
     public var scratchCount: Int { positions * codes + codes }
 
-    /// The seed's initialization: uniform(-1/K, 1/K), drawn after the encoder's parameters.
-    public func initialize(_ params: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
+    /// The seed's initialization: uniform(-1/K, 1/K), drawn after the encoder's parameters
+    /// (into `params`, or for an EMA codebook into `state`, whose N and m start at 0).
+    public func initialize(_ params: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>?, rng: inout SplitMix64) {
         let bound = 1 / Float(codes)
-        for i in 0..<(codes * dimension) { params[codebookOffset + i] = rng.uniform(-bound, bound) }
+        var book = params + codebookOffset
+        if usesEMA {
+            guard let state else { preconditionFailure("an EMA codebook is initialized in the state buffer: pass it") }
+            book = state + codebookOffset
+            (state + clusterSizeOffset).update(repeating: 0, count: codes)
+            (state + embedSumOffset).update(repeating: 0, count: codes * dimension)
+        }
+        for i in 0..<(codes * dimension) { book[i] = rng.uniform(-bound, bound) }
     }
 
     /// Nearest code per position: z_e rows [B, D, S] -> code indices [B, S] and z_q [B, D, S]
@@ -52,11 +130,10 @@ public final class VectorQuantizer: Sendable {
     ///
     /// Distances through one sgemm per row: |z - e_k|^2 = |z|^2 - 2 z.e_k + |e_k|^2, the first
     /// term the same for every k; the loss itself is the exact squared difference.
-    public func forward(params: UnsafePointer<Float>, zE: UnsafePointer<Float>, zQ: UnsafeMutablePointer<Float>, zqStride: Int,
+    public func forward(codebook book: UnsafePointer<Float>, zE: UnsafePointer<Float>, zQ: UnsafeMutablePointer<Float>, zqStride: Int,
                         codeIndices: UnsafeMutablePointer<Int32>, rows: Int, rowLoss: UnsafeMutablePointer<Float>?,
                         counts: UnsafeMutablePointer<Double>?, scratch: UnsafeMutablePointer<Float>) -> Double {
         let K = codes, D = dimension, S = positions
-        let book = params + codebookOffset
         let scores = scratch, norms = scratch + S * K   // [S, K], [K]
         for k in 0..<K {
             var n: Float = 0
@@ -97,24 +174,24 @@ public final class VectorQuantizer: Sendable {
         return total
     }
 
-    /// dL/dz_e into `dzE` [B, D, S] from dL/dz_q (rows `dzqStride` apart), and the codebook's
-    /// gradient into `grads` (added when `accumulate`), for the assignments of the last forward.
-    public func backward(params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, zE: UnsafePointer<Float>,
+    /// dL/dz_e into `dzE` [B, D, S] from dL/dz_q (rows `dzqStride` apart, as are those of
+    /// z_q, the last forward's output), and the codebook's gradient into `grads` (added when
+    /// `accumulate`; none for an EMA codebook, `grads` nil).
+    public func backward(grads: UnsafeMutablePointer<Float>?, zE: UnsafePointer<Float>, zQ: UnsafePointer<Float>,
                          codeIndices: UnsafePointer<Int32>, dzQ: UnsafePointer<Float>, dzqStride: Int,
                          dzE: UnsafeMutablePointer<Float>, rows: Int, weight: Float, accumulate: Bool) {
         let D = dimension, S = positions
-        let book = params + codebookOffset, dBook = grads + codebookOffset
-        if !accumulate { dBook.update(repeating: 0, count: codes * D) }
+        let dBook = grads.map { $0 + codebookOffset }
+        if let dBook, !accumulate { dBook.update(repeating: 0, count: codes * D) }
         let commit = weight * 2 * commitment, pull = weight * 2
         for r in 0..<rows {
-            let z = zE + r * D * S, g = dzQ + r * dzqStride, dz = dzE + r * D * S
+            let z = zE + r * D * S, g = dzQ + r * dzqStride, dz = dzE + r * D * S, q = zQ + r * dzqStride
             for s in 0..<S {
                 let k = Int(codeIndices[r * S + s])
-                let e = book + k * D, de = dBook + k * D
                 for d in 0..<D {
-                    let diff = z[d * S + s] - e[d]
+                    let diff = z[d * S + s] - q[d * S + s]
                     dz[d * S + s] = g[d * S + s] + commit * diff
-                    de[d] -= pull * diff
+                    dBook?[k * D + d] -= pull * diff
                 }
             }
         }

@@ -7,10 +7,10 @@ import Testing
 struct VectorQuantizerTests {
     /// A quantizer of K = 6 codes of D = 3 over S = 4 positions, with a spread-out codebook.
     static func quantizer(commitment: Float = 0.25) -> (VectorQuantizer, FloatBuffer) {
-        var layout = ParameterLayout()
-        _ = layout.reserve(5)  // an offset other than 0
-        let q = VectorQuantizer(codes: 6, dimension: 3, positions: 4, commitment: commitment, layout: &layout)
-        let params = FloatBuffer(count: layout.totalCount)
+        var builder = LayerBuilder()
+        _ = builder.parameters.reserve(5)  // an offset other than 0
+        let q = VectorQuantizer(codes: 6, dimension: 3, positions: 4, commitment: commitment, builder: &builder)
+        let params = FloatBuffer(count: builder.parameters.totalCount)
         var rng = SplitMix64(seed: 9)
         for i in 0..<(6 * 3) { params.base[q.codebookOffset + i] = rng.uniform(-1, 1) }
         return (q, params)
@@ -23,7 +23,7 @@ struct VectorQuantizerTests {
         var zQ = [Float](repeating: 0, count: rows * q.dimension * q.positions)
         let scratch = FloatBuffer(count: q.scratchCount)
         let loss = zE.withUnsafeBufferPointer { z in
-            q.forward(params: params.base, zE: z.baseAddress!, zQ: &zQ, zqStride: q.dimension * q.positions, codeIndices: &codes,
+            q.forward(codebook: params.base + q.codebookOffset, zE: z.baseAddress!, zQ: &zQ, zqStride: q.dimension * q.positions, codeIndices: &codes,
                       rows: rows, rowLoss: nil, counts: counts, scratch: scratch.base)
         }
         return (loss, codes, zQ)
@@ -69,13 +69,13 @@ struct VectorQuantizerTests {
             let rows = 2, D = 3, S = 4, n = rows * D * S
             let zE = (0..<n).map { i in Float((i * 53) % 23) / 11 - 1 }
             let dzQ = (0..<n).map { i in Float((i * 29) % 13) / 6 - 1 }
-            let (_, codes, _) = Self.run(q, params, zE, rows: rows)
+            let (_, codes, zQ) = Self.run(q, params, zE, rows: rows)
             let grads = FloatBuffer(count: params.count)
             var dzE = [Float](repeating: 0, count: n)
             let weight: Float = 0.75
             zE.withUnsafeBufferPointer { z in
                 codes.withUnsafeBufferPointer { c in
-                    q.backward(params: params.base, grads: grads.base, zE: z.baseAddress!, codeIndices: c.baseAddress!, dzQ: dzQ,
+                    q.backward(grads: grads.base, zE: z.baseAddress!, zQ: zQ, codeIndices: c.baseAddress!, dzQ: dzQ,
                                dzqStride: D * S, dzE: &dzE, rows: rows, weight: weight, accumulate: false)
                 }
             }
@@ -110,7 +110,7 @@ struct VectorQuantizerTests {
             let before = grads.toArray()
             zE.withUnsafeBufferPointer { z in
                 codes.withUnsafeBufferPointer { c in
-                    q.backward(params: params.base, grads: grads.base, zE: z.baseAddress!, codeIndices: c.baseAddress!, dzQ: dzQ,
+                    q.backward(grads: grads.base, zE: z.baseAddress!, zQ: zQ, codeIndices: c.baseAddress!, dzQ: dzQ,
                                dzqStride: D * S, dzE: &dzE, rows: rows, weight: weight, accumulate: true)
                 }
             }
@@ -192,5 +192,48 @@ struct VectorQuantizerTests {
         }
         #expect(ref > 0 && (diff / ref).squareRoot() < 1e-2, "encoder relative error \((diff / ref).squareRoot())")
         #expect(model.backwardBoundaries.contains(q.codebookOffset))
+    }
+
+    @Test("EMA codebook: lives in the state buffer, no gradient; one step from N = m = 0 sets each used code to the mean of its z_e, keeps unused ones")
+    func emaStep() {
+        var arch = SeedArchitectures.vqVAE001(width: 3, dimension: 2, codes: 7, side: 8)
+        arch.codebookEMA = 0.9
+        let model = VAE(arch)
+        let q = model.quantizer!
+        #expect(q.usesEMA && model.layout.slot(named: VectorQuantizer.tensorName) == nil)
+        #expect(model.stateLayout.slot(named: VectorQuantizer.tensorName) != nil && model.stateLayout.slot(named: "quantizer.cluster_size") != nil)
+        let params = FloatBuffer(count: model.parameterCount), grads = FloatBuffer(count: model.parameterCount)
+        let state = FloatBuffer(count: model.stateCount)
+        model.initialize(params.base, seed: 5, state: state.base)
+        for i in 0..<(q.codes * q.dimension) { state.base[q.codebookOffset + i] = Float(i % 5) / 4 - 0.5 }
+        let before = state.toArray()
+        let rows = 3
+        let ws = GradientCheckTests.batch(arch, rows: rows, seed: 2, model: model)
+        _ = model.lossAndGradient(params.base, grads.base, ws, rows: rows, scale: 0.25, beta: 1, accumulate: false, state: state.base)
+        let codes = Array(UnsafeBufferPointer(start: ws.codeIndices, count: rows * q.positions))
+        var n = [Double](repeating: 0, count: q.codes), sums = [Double](repeating: 0, count: q.codes * q.dimension)
+        for r in 0..<rows {
+            for s in 0..<q.positions {
+                let k = Int(codes[r * q.positions + s])
+                n[k] += 1
+                for d in 0..<q.dimension { sums[k * q.dimension + d] += Double(ws.heads.base[r * arch.latentWidth + d * q.positions + s]) }
+            }
+        }
+        #expect(n.filter { $0 > 0 }.count >= 1)
+        for k in 0..<q.codes {
+            #expect(abs(Double(state.base[q.clusterSizeOffset + k]) - 0.1 * n[k]) < 1e-5)
+            for d in 0..<q.dimension {
+                let e = Double(state.base[q.codebookOffset + k * q.dimension + d])
+                if n[k] > 0 {
+                    #expect(abs(e - sums[k * q.dimension + d] / n[k]) < 1e-5, "code \(k)")
+                } else {
+                    #expect(Float(e) == before[q.codebookOffset + k * q.dimension + d], "unused code \(k) must keep its vector")
+                }
+            }
+        }
+        // The gradient path reports one boundary fewer: no codebook in the parameters.
+        var gradientArch = arch
+        gradientArch.codebookEMA = 0
+        #expect(model.backwardBoundaries.count == VAE(gradientArch).backwardBoundaries.count - 1)
     }
 }

@@ -14,7 +14,8 @@ public enum ModelMetadata {
             // A layer-stack model: the stacks themselves, in the config's layer format.
             let shape = a.inputShape
             let vq: [(String, JSON)] = a.latentKind == .vectorQuantized
-                ? [("codebook_size", .number(Double(a.codebookSize))), ("commitment", .number(Double("\(a.commitment)") ?? Double(a.commitment)))] : []
+                ? [("codebook_size", .number(Double(a.codebookSize))), ("commitment", .number(Double("\(a.commitment)") ?? Double(a.commitment))),
+                   ("codebook_ema", .number(Double("\(a.codebookEMA)") ?? Double(a.codebookEMA)))] : []
             return .object(vq + [
                 ("input_shape", .array([shape.channels, shape.height, shape.width].map { .number(Double($0)) })),
                 ("classes", .number(Double(a.classes))),
@@ -107,6 +108,8 @@ public enum ModelMetadata {
             a.codebookSize = try int("codebook_size")
             guard case let .number(beta)? = j["commitment"], beta >= 0, beta.isFinite else { throw bad("commitment is not a number") }
             a.commitment = Float(beta)
+            guard case let .number(ema)? = j["codebook_ema"], ema >= 0, ema < 1 else { throw bad("codebook_ema is not a number in [0, 1)") }
+            a.codebookEMA = Float(ema)
         }
         if let p = ArchitectureCheck.problem(a) { throw bad("\(p.field) \(p.reason)") }
         return a

@@ -95,7 +95,7 @@ public struct ModelRunner {
             let rows = min(ws.capacity, locals.count - start)
             for r in 0..<rows { shard.fill(ws, row: r, local: locals[start + r], architecture: a) }
             model.encode(params, ws, rows: rows, state: state)
-            _ = model.quantize(params, ws, rows: rows, counts: nil)
+            _ = model.quantize(params, ws, rows: rows, counts: nil, state: state)
             for r in 0..<rows {
                 for j in 0..<width { out[(start + r) * width + j] = ws.decoderInput.base[r * a.decoderInputWidth + j] }
             }

@@ -21,7 +21,7 @@ public struct QuantizedEvaluation {
             let rows = min(ws.capacity, shard.count - start)
             for r in 0..<rows { shard.fill(ws, row: r, local: start + r, architecture: a) }
             model.encode(params, ws, rows: rows, state: state)
-            result.sums.kl += model.quantize(params, ws, rows: rows, counts: ws.codeCounts)
+            result.sums.kl += model.quantize(params, ws, rows: rows, counts: ws.codeCounts, state: state)
             model.decode(params, ws, rows: rows, state: state)
             for r in 0..<rows {
                 let logits = ws.logits.base + r * a.inputDim, targets = ws.encoderInput.base + r * a.encoderInputWidth

@@ -51,6 +51,8 @@ public struct TrainConfig: Equatable, Sendable {
         /// [vq] K, codes in a VQ-VAE's codebook, and the weight of its commitment loss.
         public var codebookSize = 512
         public var commitment: Double = 0.25
+        /// [vq] EMA decay of the codebook (0: the codebook follows the gradient).
+        public var codebookEMA: Double = 0
         public init() {}
     }
 
@@ -277,6 +279,7 @@ extension TrainConfig {
                                     reconstruction: model.reconstruction)
             a.codebookSize = model.codebookSize  // [vq]
             a.commitment = Float(model.commitment)
+            a.codebookEMA = Float(model.codebookEMA)
             return a
         }
         var a = VAEArchitecture(inputDim: rows * cols, classes: model.classes, encoderHidden: model.encoderHidden,

@@ -249,6 +249,8 @@ extension TrainConfig {
                  doc: "codes K in a VQ-VAE's codebook (latent_kind `vq` only)"),
         .number("model", "commitment", \.model.commitment, min: 0,
                 doc: "weight beta of a VQ-VAE's commitment loss: loss = reconstruction + kl_weight (codebook + beta commitment) (latent_kind `vq` only)"),
+        .number("model", "codebook_ema", \.model.codebookEMA, min: 0, max: 1, exclusiveMax: true,
+                doc: "EMA decay (e.g. 0.99) of a VQ-VAE's codebook updates, their statistics summed over ranks; the codebook is then state, not trained by the gradient (0: gradient codebook loss)"),
 
         .string("data", "train_images", \.data.trainImages, doc: "training images: IDX file, gzip or raw"),
         .string("data", "train_labels", \.data.trainLabels, doc: "training labels: IDX file, gzip or raw"),

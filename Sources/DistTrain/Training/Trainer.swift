@@ -40,6 +40,8 @@ public final class Trainer {
     public let modelState: FloatBuffer
     /// SyncBN's cross-rank sums, or nil (per-rank statistics, or one rank).
     let batchStatistics: BatchStatisticsReducer?
+    /// [vq] An EMA codebook's per-step counts and sums across ranks (nil: one rank, or no EMA).
+    let codebookStatistics: BatchStatisticsReducer?
     public private(set) var reports: [EpochReport] = []
     /// Time spent in each phase of the steps of the epoch in progress.
     public var times: PhaseTimes { timer.times }
@@ -104,6 +106,7 @@ public final class Trainer {
         state = setup.trainerState
         modelState = setup.state
         batchStatistics = setup.batchStatistics
+        codebookStatistics = setup.codebookStatistics
         run = setup.run
         if let range = options.traceSteps ?? (options.tracePath == nil ? nil : 1...Int(Int32.max)) {
             let perStep = 3 * config.training.accumulate + 2 * setup.reducer.buckets.count + 6
@@ -262,7 +265,7 @@ public final class Trainer {
             fillBatch(order: order, from: first, rows: rows)
             timer.lap(.data)
             local += model.forwardForTraining(params.base, workspace, rows: rows, scale: scale, state: modelState.base,
-                                              reducer: batchStatistics)
+                                              reducer: batchStatistics, codebookReducer: codebookStatistics)
             poisonIfAsked(microBatch: m)
             timer.lap(.forward)
             let last = m == micro - 1

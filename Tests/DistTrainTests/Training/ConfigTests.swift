@@ -90,7 +90,8 @@ struct ConfigTests {
         "latent_kind": "gaussian",
         "reconstruction": "bce",
         "codebook_size": 512,
-        "commitment": 0.25
+        "commitment": 0.25,
+        "codebook_ema": 0
       },
       "data": {
         "train_images": "data/mnist/train-images-idx3-ubyte.gz",
