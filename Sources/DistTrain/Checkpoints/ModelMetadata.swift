@@ -108,8 +108,10 @@ public enum ModelMetadata {
             a.codebookSize = try int("codebook_size")
             guard case let .number(beta)? = j["commitment"], beta >= 0, beta.isFinite else { throw bad("commitment is not a number") }
             a.commitment = Float(beta)
-            guard case let .number(ema)? = j["codebook_ema"], ema >= 0, ema < 1 else { throw bad("codebook_ema is not a number in [0, 1)") }
-            a.codebookEMA = Float(ema)
+            if let value = j["codebook_ema"] {  // absent: a gradient codebook
+                guard case let .number(ema) = value, ema >= 0, ema < 1 else { throw bad("codebook_ema is not a number in [0, 1)") }
+                a.codebookEMA = Float(ema)
+            }
         }
         if let p = ArchitectureCheck.problem(a) { throw bad("\(p.field) \(p.reason)") }
         return a
