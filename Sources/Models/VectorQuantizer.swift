@@ -110,17 +110,24 @@ public final class VectorQuantizer: Sendable {
     public var scratchCount: Int { positions * codes + codes }
 
     /// The seed's initialization: uniform(-1/K, 1/K), drawn after the encoder's parameters
-    /// (into `params`, or for an EMA codebook into `state`, whose N and m start at 0).
+    /// (into `params`, or for an EMA codebook into `state`, whose N and m start at 0; without
+    /// `state` an EMA codebook's draws are dropped).
     public func initialize(_ params: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>?, rng: inout SplitMix64) {
         let bound = 1 / Float(codes)
-        var book = params + codebookOffset
+        var book: UnsafeMutablePointer<Float>? = params + codebookOffset
         if usesEMA {
-            guard let state else { preconditionFailure("an EMA codebook is initialized in the state buffer: pass it") }
-            book = state + codebookOffset
-            (state + clusterSizeOffset).update(repeating: 0, count: codes)
-            (state + embedSumOffset).update(repeating: 0, count: codes * dimension)
+            // Without the state buffer the draws are made and dropped, so the decoder's
+            // parameters come out the same either way.
+            book = state.map { $0 + codebookOffset }
+            if let state {
+                (state + clusterSizeOffset).update(repeating: 0, count: codes)
+                (state + embedSumOffset).update(repeating: 0, count: codes * dimension)
+            }
         }
-        for i in 0..<(codes * dimension) { book[i] = rng.uniform(-bound, bound) }
+        for i in 0..<(codes * dimension) {
+            let value = rng.uniform(-bound, bound)
+            book?[i] = value
+        }
     }
 
     /// Nearest code per position: z_e rows [B, D, S] -> code indices [B, S] and z_q [B, D, S]

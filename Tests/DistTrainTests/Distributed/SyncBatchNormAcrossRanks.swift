@@ -56,7 +56,8 @@ struct SyncBatchNormAcrossRanks {
         let state = FloatBuffer(count: max(model.stateCount, 1))
         model.initializeState(state.base)
         // An EMA codebook is state: drawn here (the parameters drawn with it are thrown away).
-        model.initialize(FloatBuffer(count: model.parameterCount).base, seed: 11, state: state.base)
+        let thrownAway = FloatBuffer(count: model.parameterCount)
+        withExtendedLifetime(thrownAway) { model.initialize(thrownAway.base, seed: 11, state: state.base) }
         let a = model.architecture
         for (r, i) in rows.enumerated() { data.fill(ws, row: r, local: i, architecture: a) }
         GaussianNoise.fill(ws.eps.base, rows: rows.count, dim: a.latent, ids: ws.ids, key: GaussianNoise.key(seed: 1, stream: 1, counter: 0))
