@@ -170,7 +170,11 @@ def main():
         section = loaded.get("model", loaded)
         if not is_stack(section):
             parser.error(f"--stack {args.stack}: no \"encoder\" layer list (an MLP config? use the MLP options)")
-        config = {k: section[k] for k in ("encoder", "decoder", "latent", "classes", "conditioning") if k in section}
+        config = {k: section[k] for k in ("encoder", "decoder", "latent", "classes", "conditioning",
+                                          "codebook_size", "commitment", "codebook_ema") if k in section}
+        if section.get("latent_kind") == "vq":  # a VQ-VAE config file may leave these to their defaults
+            config.setdefault("codebook_size", 512)
+            config.setdefault("commitment", 0.25)
         config["latent_kind"] = section.get("latent_kind", "gaussian")
         config["reconstruction"] = section.get("reconstruction", "bce")
         config.setdefault("classes", 10)
