@@ -6,7 +6,8 @@ import Testing
 
 /// SyncBN across real ranks: a BatchNorm model's gradient from N ranks of B/N rows, with the
 /// statistics summed through the communicator, equals the one-process gradient of all B rows
-/// (and the running statistics agree). Holds for any world size: `swift test` runs it as a
+/// (and the running statistics agree). The same holds for a VQ-VAE's EMA codebook (its counts
+/// and sums go through the same kind of reducer): codebook, cluster sizes and sums agree. Holds for any world size: `swift test` runs it as a
 /// world of one and in-process at 2 and 4 ranks (LocalCommunicator); scripts/test.sh runs the
 /// MPI suite under mpirun -n 2 and -n 4 (its own steps: `--filter SyncBatchNormAcrossRanks`; the MPI suites must not run at the same time in one process).
 @Suite(.serialized)
