@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load_in_pytorch import (FORMAT, DisttrainVAE, DisttrainStackVAE, is_stack, load_model,  # noqa: E402
+from load_in_pytorch import (FORMAT, DisttrainVAE, build_model, is_stack, load_model,  # noqa: E402
                              read_safetensors, resolve_checkpoint)
 
 LAYER_KEYS = {  # layer type -> its keys besides "type", in the order disttrain writes them
@@ -49,6 +49,8 @@ LAYER_DEFAULTS = {"stride": 1, "padding": 0, "output_padding": 0, "slope": 0.01}
 
 def layer_object(spec):
     kind = spec["type"]
+    if kind == "residual":
+        return {"type": "residual", "block": [layer_object(l) for l in spec["block"]]}
     if kind not in LAYER_KEYS:
         raise ValueError(f"unknown layer type {kind!r}")
     out = {"type": kind}
@@ -66,7 +68,12 @@ def architecture_json(config):
         shape = [int(d) for d in config["input_shape"]]
         if len(shape) == 1:
             shape += [1, 1]  # disttrain writes [C, H, W]; a flat input is [P, 1, 1]
+        vq = {}
+        if config.get("latent_kind") == "vq":  # written first, as disttrain does
+            vq = {"codebook_size": int(config["codebook_size"]), "commitment": float(config["commitment"]),
+                  "codebook_ema": float(config.get("codebook_ema", 0))}
         return json.dumps({
+            **vq,
             "input_shape": shape,
             "classes": int(config["classes"]),
             "conditioning": config["conditioning"],
@@ -163,7 +170,11 @@ def main():
         section = loaded.get("model", loaded)
         if not is_stack(section):
             parser.error(f"--stack {args.stack}: no \"encoder\" layer list (an MLP config? use the MLP options)")
-        config = {k: section[k] for k in ("encoder", "decoder", "latent", "classes", "conditioning") if k in section}
+        config = {k: section[k] for k in ("encoder", "decoder", "latent", "classes", "conditioning",
+                                          "codebook_size", "commitment", "codebook_ema") if k in section}
+        if section.get("latent_kind") == "vq":  # a VQ-VAE config file may leave these to their defaults
+            config.setdefault("codebook_size", 512)
+            config.setdefault("commitment", 0.25)
         config["latent_kind"] = section.get("latent_kind", "gaussian")
         config["reconstruction"] = section.get("reconstruction", "bce")
         config.setdefault("classes", 10)
@@ -177,7 +188,7 @@ def main():
             config["input_shape"] = [784] if first == "linear" else [1, 28, 28]
         config = json.loads(architecture_json(config))  # normalized layer objects
         torch.manual_seed(args.seed)
-        model = DisttrainStackVAE(config)
+        model = build_model(config)
         if args.random_state:
             generator = torch.Generator().manual_seed(args.seed + 1)
             for name, buffer in model.named_buffers():

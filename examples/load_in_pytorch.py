@@ -19,7 +19,12 @@ Two model forms:
     running_var, num_batches_tracked as I64) loaded with the parameters. The one-hot label
     joins the encoder at its input for a flat input ([x | y]), otherwise after the first
     layer whose output is flat (after a flatten added at the end if none is); the heads
-    encoder.mean / encoder.logvar read the flat features.
+    encoder.mean / encoder.logvar read the flat features. A `residual` layer is x + block(x)
+    (its inner layers NAME.block.{j}).
+  - VQ-VAE (latent_kind "vq", seed 001): encoder.layers ends at z_e [D, H, W]; each position
+    takes its nearest code of quantizer.embedding.weight [K, D] (nn.Embedding); the decoder
+    reads z_q flattened. Its "kl" is the codebook + commitment loss (1 + commitment)
+    |z_e - z_q|^2 summed per image, the number disttrain's eval reports as kl.
 
 The loss is deterministic: z is the posterior mean (no sampling noise), the module in eval
 mode (BatchNorm uses its running statistics, dropout is off), on the first N test images of
@@ -193,6 +198,17 @@ class Reshape(nn.Module):
         return f"shape={list(self.shape)}"
 
 
+class Residual(nn.Module):
+    """y = x + block(x): disttrain's `residual` layer (its inner layers are NAME.block.{i})."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
 class FlatLinear(nn.Linear):
     """nn.Linear over the flattened row (disttrain's Linear reads a row whatever its shape)."""
 
@@ -241,6 +257,11 @@ def build_layer(spec, shape):
         if count(target) != count(shape):
             raise ValueError(f"reshape {target} of a {shape} input: {count(target)} values, not {count(shape)}")
         return Reshape(target), target
+    if kind == "residual":
+        block, shapes = build_stack(spec["block"], shape)
+        if shapes and shapes[-1] != list(shape):
+            raise ValueError(f"residual block maps {shape} to {shapes[-1]}")
+        return Residual(block), list(shape)
     raise ValueError(f"unknown layer type {kind!r}")
 
 
@@ -359,6 +380,71 @@ class DisttrainStackVAE(nn.Module):
         return recon, kl
 
 
+class VQEncoder(nn.Module):
+    def __init__(self, config, input_shape):
+        super().__init__()
+        self.layers, self.shapes = build_stack(config["encoder"], input_shape)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class Quantizer(nn.Module):
+    """The codebook as nn.Embedding(K, D): quantizer.embedding.weight."""
+
+    def __init__(self, codes, dimension, ema=False):
+        super().__init__()
+        self.embedding = nn.Embedding(codes, dimension)
+        if ema:  # an EMA codebook's statistics (state, saved with the model)
+            self.embedding.weight.requires_grad_(False)
+            self.register_buffer("cluster_size", torch.zeros(codes))
+            self.register_buffer("embed_sum", torch.zeros(codes, dimension))
+
+    def forward(self, z_e):
+        """Nearest code per position of z_e [B, D, H, W] -> z_q [B, D, H, W]. The distances
+        are |e_k|^2 - 2 z.e_k in float32 (|z|^2 is the same for every k), ties to the lower
+        index, as disttrain computes them."""
+        b, d, h, w = z_e.shape
+        flat = z_e.permute(0, 2, 3, 1).reshape(-1, d)
+        book = self.embedding.weight
+        distances = (book * book).sum(dim=1)[None, :] - 2 * flat @ book.t()
+        codes = distances.argmin(dim=1)
+        z_q = book[codes].reshape(b, h, w, d).permute(0, 3, 1, 2)
+        return z_q, codes
+
+
+class DisttrainVQVAE(nn.Module):
+    """disttrain's VQ-VAE (latent_kind "vq", seed 001): encoder.layers -> quantizer -> decoder.layers."""
+
+    def __init__(self, config):
+        super().__init__()
+        if config["conditioning"] != "none":
+            raise ValueError("a VQ-VAE is unconditional (conditioning none)")
+        self.config = dict(config)
+        self.input_shape = [int(d) for d in config["input_shape"]]
+        self.encoder = VQEncoder(config, self.input_shape)
+        out = self.encoder.shapes[-1]
+        if len(out) != 3 or out[0] != int(config["latent"]):
+            raise ValueError(f"the encoder ends at {out}, not [latent, H, W]")
+        self.latent_shape = out
+        self.commitment = float(config["commitment"])
+        self.quantizer = Quantizer(int(config["codebook_size"]), int(config["latent"]),
+                                   ema=float(config.get("codebook_ema", 0)) > 0)
+        self.decoder = StackDecoder(config, count(out))
+
+    def deterministic_loss_terms(self, x, labels):
+        """Per-image (reconstruction, codebook + commitment loss (1 + beta) |z_e - z_q|^2)."""
+        z_e = self.encoder(x.reshape([x.shape[0]] + self.input_shape))
+        z_q, _ = self.quantizer(z_e)
+        vq = (1 + self.commitment) * (z_e - z_q).square().sum(dim=(1, 2, 3))
+        logits = self.decoder(z_q.flatten(1)).flatten(1)
+        if self.config.get("reconstruction", "bce") == "mse":
+            recon = (torch.sigmoid(logits) - x).square().sum(dim=1)
+        else:
+            recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
+        return recon, vq
+
+
 def is_stack(config):
     return isinstance(config.get("encoder"), list)
 
@@ -380,6 +466,8 @@ def model_config(metadata, path):
 
 
 def build_model(config):
+    if config.get("latent_kind") == "vq":
+        return DisttrainVQVAE(config)
     return DisttrainStackVAE(config) if is_stack(config) else DisttrainVAE(config)
 
 

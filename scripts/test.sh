@@ -54,7 +54,7 @@ step "Python venv from PyPI (TensorBoard, safetensors)" 900 bash scripts/tools/p
 step "swift test (all suites, one process)" 900 env DISTTRAIN_PYTHON="$venv_python" bash scripts/tools/swift-tests.sh
 step "MPI suite on 2 ranks" 300 mpirun -n 2 "$tests" --testing-library swift-testing --filter MPITests
 step "MPI suite on 4 ranks" 300 mpirun -n 4 "$tests" --testing-library swift-testing --filter MPITests
-step "SyncBN across 2 and 4 real ranks" 300 bash -c "mpirun -n 2 '$tests' --testing-library swift-testing --filter SyncBatchNormAcrossRanks && mpirun -n 4 '$tests' --testing-library swift-testing --filter SyncBatchNormAcrossRanks"
+step "SyncBN and the VQ EMA codebook statistics across 2 and 4 real ranks" 300 bash -c "mpirun -n 2 '$tests' --testing-library swift-testing --filter SyncBatchNormAcrossRanks && mpirun -n 4 '$tests' --testing-library swift-testing --filter SyncBatchNormAcrossRanks"
 # e2e keeps its 2- and 4-rank runs in $work for the TensorBoard and PyTorch checks after it.
 step "training jobs under mpirun (1, 2, 4 ranks)" 600 env E2E_KEEP="$work/e2e" bash scripts/scenarios/e2e.sh
 step "TensorBoard's reader on the 2-rank run" 600 bash scripts/scenarios/tb-check.sh "$work/e2e/run2"
@@ -63,7 +63,9 @@ step "PyTorch interop on the 4-rank checkpoint, both directions" 900 \
   bash scripts/scenarios/pytorch-interop.sh "$work/e2e/run4/checkpoints/step-00000040"
 step "PyTorch interop on a conv model and the BatchNorm + dropout model (30-step runs, both directions)" 1200 \
   bash -c 'bash scripts/scenarios/pytorch-interop.sh --train configs/conv-cvae.json && bash scripts/scenarios/pytorch-interop.sh --train configs/cvae-bn-dropout.json'
-step "variants: short run + every command" 600 bash scripts/scenarios/variants-check.sh
+step "PyTorch interop on the VQ-VAE (30-step run, both directions)" 600 \
+  bash scripts/scenarios/pytorch-interop.sh --train configs/vq-vae.json
+step "variants: short run + every command" 900 bash scripts/scenarios/variants-check.sh
 step "multi-host: 2 ranks across two network namespaces, stall across hosts" 400 bash scripts/scenarios/multihost-test.sh
 step "faults: kill -9 and resume, NaN injection, disagreeing ranks" 600 bash scripts/scenarios/fault-tests.sh
 step "bad input: issue 17 reproductions, kill at every rename" 1800 bash scripts/scenarios/bad-input-tests.sh

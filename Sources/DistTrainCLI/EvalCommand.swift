@@ -10,7 +10,7 @@ import Glibc
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a checkpoint on the test set: negative ELBO and importance-weighted NLL (exact NLL and NMI for a categorical latent), as one JSON object.",
+        abstract: "Evaluate a checkpoint on the test set: negative ELBO and importance-weighted NLL (exact NLL and NMI for a categorical latent; reconstruction, perplexity and codes used for a VQ-VAE), as one JSON object.",
         discussion: """
         Prints ONE JSON object on one line of stdout (rank 0 only), with the fields checkpoint \
         (the directory evaluated), latent_kind, test_samples (COUNT), loss, bce, kl, nll_iw, \
@@ -58,8 +58,16 @@ struct EvalCommand: ParsableCommand {
         used), and the output adds nll, nmi and categories (K). Over the whole test set (K up \
         to 10; for larger K with --count floor(100000/K), the images the trainer evaluates), \
         loss and nmi are the trainer's test_loss and test_nmi of the same checkpoint. A long \
-        exact evaluation reports its progress on stderr every 5 s. Every output has \
-        latent_kind ("gaussian" or "categorical").
+        exact evaluation reports its progress on stderr every 5 s.
+
+        A VQ-VAE (model.latent_kind "vq", e.g. configs/vq-vae.json) is deterministic: every \
+        position of the encoder's output takes its nearest code. bce is the reconstruction term \
+        (BCE or squared error, as trained), kl the codebook + commitment loss \
+        (1 + commitment) |z_e - z_q|^2 summed per image, loss their sum (the training objective \
+        at kl_weight 1); nll_iw is null (no prior over the codes, no likelihood) and the output \
+        adds perplexity (exp of the entropy of the code frequencies over the COUNT images, all \
+        ranks), codes_used and codebook_size. Every output has latent_kind ("gaussian", \
+        "categorical" or "vq").
 
         Under mpirun the first COUNT images are split into contiguous shards, one per rank, and \
         the sums are added across ranks; noise is keyed by image index, so the numbers do not \
@@ -134,9 +142,16 @@ struct EvalCommand: ParsableCommand {
             ("--posterior-mean", String(posteriorMean)), ("--seed", String(seed)),
         ], what: "what to evaluate")
         let categorical = a.latentKind == .categorical
+        let quantized = a.latentKind == .vectorQuantized
         var sums: EvaluationSums
         var tally: ClusterTally?
-        if categorical {
+        var usage: CodebookUsage?
+        if quantized {
+            // Deterministic: nearest codes, no samples; the code counts are summed over ranks.
+            let mine = QuantizedEvaluation.run(model: trained.model, params: trained.params.base, state: trained.state.base, shard: shard)
+            sums = EvaluationSums(values: comm.sum(mine.sums.values))
+            usage = CodebookUsage(counts: comm.sum(mine.counts))
+        } else if categorical {
             // K decoder passes per image: long for large K, so rank 0 shows its progress.
             var lastShown = Clock.now()
             let isWriter = comm.isWriter
@@ -154,6 +169,9 @@ struct EvalCommand: ParsableCommand {
             sums = EvaluationSums(values: comm.sum(mine.values))
         }
         guard comm.isWriter else { return }
+        if quantized && samples != EvalCommand.defaultSamples {
+            AnalysisCLI.note("--samples is not used for a VQ-VAE: it has no prior, hence no likelihood to estimate")
+        }
         if categorical && samples != EvalCommand.defaultSamples {
             AnalysisCLI.note("--samples is not used for a categorical latent: nll is exact (every category is decoded)")
         }
@@ -166,9 +184,13 @@ struct EvalCommand: ParsableCommand {
             ("loss", .number((sums.bce + sums.kl) / n)),
             ("bce", .number(sums.bce / n)),
             ("kl", .number(sums.kl / n)),
-            ("nll_iw", samples > 0 && !categorical ? .number(sums.nllIW / n) : .null),
-            ("iw_samples", .number(categorical ? 0 : Double(samples))),
+            ("nll_iw", samples > 0 && !categorical && !quantized ? .number(sums.nllIW / n) : .null),
+            ("iw_samples", .number(categorical || quantized ? 0 : Double(samples))),
         ]
+        if let usage {
+            fields += [("perplexity", .number(usage.perplexity)), ("codes_used", .number(Double(usage.used))),
+                       ("codebook_size", .number(Double(usage.size)))]
+        }
         if let tally {
             fields += [("nll", .number(sums.nllIW / n)), ("nmi", .number(tally.nmi)), ("categories", .number(Double(a.latent)))]
         }

@@ -60,6 +60,9 @@ struct GenerateCommand: ParsableCommand {
         guard Launch.isWriter else { return }  // single-process work: the other ranks of an mpirun job stop at once
         let trained = try model.load()
         let a = trained.architecture
+        if a.latentKind == .vectorQuantized {
+            throw AnalysisError.vectorQuantized(path: trained.path, what: "generating", codes: a.codebookSize)
+        }
         let runner = trained.runner
         if a.latentKind == .categorical { return try writeCategories(runner, a) }
         var choice = label

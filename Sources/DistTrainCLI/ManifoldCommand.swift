@@ -61,6 +61,9 @@ struct ManifoldCommand: ParsableCommand {
         }
         let trained = try model.load()
         let a = trained.architecture
+        if a.latentKind == .vectorQuantized {
+            throw AnalysisError.vectorQuantized(path: trained.path, what: "a latent manifold", codes: a.codebookSize)
+        }
         guard a.latentKind == .gaussian else {
             throw AnalysisError.needsGaussianLatent(path: trained.path, what: "a latent manifold", categories: a.latent)
         }

@@ -13,7 +13,8 @@ struct ReconstructCommand: ParsableCommand {
         posterior MEAN is decoded (with the same label). A categorical latent (Gumbel-softmax, \
         model.latent_kind "categorical") has no mean: its MOST LIKELY CATEGORY (argmax of the \
         encoder's logits) is decoded as a one-hot vector, so the reconstruction is deterministic \
-        and shows the image of the cluster the digit was put in. Layout: pairs of ROWS. --cols images \
+        and shows the image of the cluster the digit was put in. A VQ-VAE (latent_kind "vq") \
+        decodes its quantized codes: the nearest codebook vector at every position. Layout: pairs of ROWS. --cols images \
         per row (default 10, fewer when COUNT is smaller); each row of originals is followed \
         directly below by the row of their reconstructions, so original i and its \
         reconstruction are in the same column. PNG (30*cols+2) x (60*ceil(COUNT/cols)+2); \

@@ -5,4 +5,8 @@ public enum LatentKind: String, CaseIterable, Sendable {
     /// Categorical q(c|x) relaxed with Gumbel-softmax, uniform prior; `latent` is the number
     /// of categories K (the decoder sees the relaxed one-hot sample y).
     case categorical
+    /// Vector-quantized (VQ-VAE): the encoder's last output [D, H, W] is quantized per position
+    /// to the nearest of `codebookSize` codes; `latent` is D. No noise, no KL: the latent term
+    /// of the loss is the codebook + commitment loss (`VectorQuantizer`).
+    case vectorQuantized = "vq"
 }

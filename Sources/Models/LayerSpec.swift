@@ -21,11 +21,15 @@ public enum LayerSpec: Equatable, Sendable {
     case flatten
     /// A view to [n] or [C, H, W] (view(-1, C, H, W) in PyTorch); the count must match.
     case reshape([Int])
+    /// y = x + block(x) around an inner stack that keeps the shape (`Residual`); PyTorch names
+    /// the inner layers `NAME.block.{i}`.
+    case residual([LayerSpec])
 
     /// Whether the layer holds trainable parameters (what PyTorch's `state_dict` indexes by).
     public var hasParameters: Bool {
         switch self {
         case .linear, .conv2d, .convTranspose2d, .batchNorm: return true
+        case let .residual(block): return block.contains { $0.hasParameters }
         default: return false
         }
     }
@@ -61,6 +65,32 @@ public enum LayerSpec: Equatable, Sendable {
             let shape = dims.count == 1 ? TensorShape.flat(dims[0])
                 : dims.count == 2 ? TensorShape(dims[0], dims[1], 1) : TensorShape(dims[0], dims[1], dims[2])
             return Reshape(input: input, output: shape, name: name)
+        case let .residual(block):
+            return Residual(input: input, block: block, name: name, builder: &builder)
         }
+    }
+
+    /// The output shape this layer gives `input` (PyTorch's shape rules), without building it.
+    /// Meant for valid stacks (config checks refuse the others first); impossible sizes clamp to 1.
+    public func outputShape(from input: TensorShape) -> TensorShape {
+        switch self {
+        case let .linear(out): return .flat(out)
+        case let .conv2d(out, k, s, p):
+            return TensorShape(out, max(1, (input.height + 2 * p - k) / s + 1), max(1, (input.width + 2 * p - k) / s + 1))
+        case let .convTranspose2d(out, k, s, p, op):
+            return TensorShape(out, max(1, (input.height - 1) * s - 2 * p + k + op), max(1, (input.width - 1) * s - 2 * p + k + op))
+        case .flatten: return .flat(input.count)
+        case let .reshape(dims):
+            let d = dims.map { max($0, 1) }
+            return d.count == 1 ? .flat(d[0]) : d.count == 2 ? TensorShape(d[0], d[1], 1) : TensorShape(d[0], d[1], d.count > 2 ? d[2] : 1)
+        case .batchNorm, .dropout, .relu, .leakyReLU, .tanh, .sigmoid, .residual: return input
+        }
+    }
+
+    /// The output shape of a whole stack from `input`.
+    public static func outputShape(of stack: [LayerSpec], from input: TensorShape) -> TensorShape {
+        var shape = input
+        for l in stack { shape = l.outputShape(from: shape) }
+        return shape
     }
 }

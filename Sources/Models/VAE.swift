@@ -33,8 +33,11 @@ public final class VAE: Sendable {
     /// Encoder layers in order, the label join included, ending with the heads.
     public let encoder: LayerSequence
     /// Mean and log-variance heads fused: rows 0..<latent are the mean, the rest the log-variance.
-    /// For a categorical latent, the K category logits.
-    public let heads: Linear
+    /// For a categorical latent, the K category logits. None for a vector-quantized latent,
+    /// whose encoder stack ends at z_e itself.
+    public let heads: Linear?
+    /// The codebook and nearest-code search of a vector-quantized latent (nil otherwise).
+    public let quantizer: VectorQuantizer?
     public let decoder: LayerSequence
 
     public init(_ arch: VAEArchitecture) {
@@ -46,17 +49,21 @@ public final class VAE: Sendable {
         let join = arch.conditionsEncoder && !arch.labelJoinsInput ? (classes: arch.classes, name: "encoder.label") : nil
         let trunk = LayerSequence(encoderSpecs, input: arch.labelJoinsInput ? .flat(arch.encoderInputWidth) : arch.inputShape,
                                   names: { encoderNames[$0] }, builder: &builder, join: join)
-        heads = Linear(inFeatures: trunk.outputShape.count, outFeatures: arch.headsWidth, layout: &builder.parameters)
-        encoder = LayerSequence(layers: trunk.layers + [heads], input: trunk.inputShape)
-        let hidden = heads.inFeatures, latent = arch.latent
-        switch arch.latentKind {
-        case .gaussian:
-            builder.parameters.export("encoder.mean.weight", shape: [latent, hidden], offset: heads.weightOffset)
-            builder.parameters.export("encoder.mean.bias", shape: [latent], offset: heads.biasOffset)
-            builder.parameters.export("encoder.logvar.weight", shape: [latent, hidden], offset: heads.weightOffset + latent * hidden)
-            builder.parameters.export("encoder.logvar.bias", shape: [latent], offset: heads.biasOffset + latent)
-        case .categorical:
-            heads.export(as: "encoder.logits", to: &builder.parameters)
+        if arch.latentKind == .vectorQuantized {
+            let out = trunk.outputShape
+            precondition(!arch.conditionsDecoder && !arch.conditionsEncoder, "a vector-quantized latent takes no label (conditioning none)")
+            precondition(out.channels == arch.latent, "the encoder of a VQ-VAE must end with \(arch.latent) channels (latent), it ends at \(out)")
+            heads = nil
+            encoder = trunk
+            // Reserved between encoder and decoder: backward finishes it right after the decoder.
+            quantizer = VectorQuantizer(codes: arch.codebookSize, dimension: arch.latent, positions: out.spatial,
+                                        commitment: arch.commitment, emaDecay: arch.codebookEMA, builder: &builder)
+        } else {
+            let heads = Linear(inFeatures: trunk.outputShape.count, outFeatures: arch.headsWidth, layout: &builder.parameters)
+            self.heads = heads
+            quantizer = nil
+            encoder = LayerSequence(layers: trunk.layers + [heads], input: trunk.inputShape)
+            VAE.exportHeads(heads, arch, &builder.parameters)
         }
         let decoderSpecs = arch.decoderStack
         let decoderNames = VAE.names(decoderSpecs, prefix: "decoder", mlp: arch.decoderLayers == nil, outputName: "decoder.out")
@@ -71,6 +78,22 @@ public final class VAE: Sendable {
         precondition(!decoder.compute.isEmpty, "the decoder stack needs at least one layer with parameters")
         layout = builder.parameters
         stateLayout = builder.state
+    }
+
+    /// Public names of the heads: `encoder.mean.*` / `encoder.logvar.*` or `encoder.logits.*`.
+    static func exportHeads(_ heads: Linear, _ arch: VAEArchitecture, _ layout: inout ParameterLayout) {
+        let hidden = heads.inFeatures, latent = arch.latent
+        switch arch.latentKind {
+        case .gaussian:
+            layout.export("encoder.mean.weight", shape: [latent, hidden], offset: heads.weightOffset)
+            layout.export("encoder.mean.bias", shape: [latent], offset: heads.biasOffset)
+            layout.export("encoder.logvar.weight", shape: [latent, hidden], offset: heads.weightOffset + latent * hidden)
+            layout.export("encoder.logvar.bias", shape: [latent], offset: heads.biasOffset + latent)
+        case .categorical:
+            heads.export(as: "encoder.logits", to: &layout)
+        case .vectorQuantized:
+            break
+        }
     }
 
     /// Public names of a stack's specs: nn.Sequential positions for explicit stacks; for the
@@ -109,9 +132,12 @@ public final class VAE: Sendable {
     /// PyTorch's default init (Linear and Conv kaiming-uniform a = sqrt(5), i.e. uniform
     /// +-1/sqrt(fan_in), bias the same; BatchNorm weight 1, bias 0), drawn from `seed` layer by
     /// layer in parameter order.
-    public func initialize(_ params: UnsafeMutablePointer<Float>, seed: UInt64) {
+    /// An EMA codebook (in the state buffer) is drawn into `state`, which it then needs.
+    public func initialize(_ params: UnsafeMutablePointer<Float>, seed: UInt64, state: UnsafeMutablePointer<Float>? = nil) {
         var rng = SplitMix64(seed: seed)
-        for l in layers { l.initialize(params, rng: &rng) }
+        for l in encoder.layers { l.initialize(params, rng: &rng) }
+        quantizer?.initialize(params, state: state, rng: &rng)
+        for l in decoder.layers { l.initialize(params, rng: &rng) }
     }
 
     /// Initial non-trainable state: running means 0, running variances 1, batch counts 0.
@@ -136,7 +162,8 @@ public final class VAE: Sendable {
 
     /// z = mean + std * eps (or, categorical, y = softmax((logits + Gumbel(eps)) / temperature))
     /// into the decoder input's first `latent` columns; returns the KL sum.
-    public func sampleLatent(_ ws: VAEWorkspace, rows: Int) -> Double {
+    public func sampleLatent(_ ws: VAEWorkspace, rows: Int, params p: UnsafePointer<Float>? = nil,
+                             state: UnsafeMutablePointer<Float>? = nil) -> Double {
         switch architecture.latentKind {
         case .gaussian:
             return GaussianLatent.sample(heads: ws.heads.base, eps: ws.eps.base, z: ws.decoderInput.base,
@@ -146,7 +173,21 @@ public final class VAE: Sendable {
             return CategoricalLatent.sample(logits: ws.heads.base, eps: ws.eps.base, y: ws.decoderInput.base,
                                             yStride: architecture.decoderInputWidth, rows: rows, categories: architecture.latent,
                                             temperature: ws.temperature, rowKL: ws.rowKL.base, scratch: ws.categoricalScratch)
+        case .vectorQuantized:
+            return quantize(p!, ws, rows: rows, counts: nil, state: state)
         }
+    }
+
+    /// Vector-quantized latent: nearest codes of ws.heads (z_e) into the decoder input and
+    /// ws.codeIndices; the codebook + commitment loss per row into ws.rowKL; returns its sum.
+    /// `counts` (ws.codeCounts in a training step) tallies the codes chosen.
+    /// An EMA codebook is read from `state`.
+    public func quantize(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int, counts: UnsafeMutablePointer<Double>?,
+                         state: UnsafeMutablePointer<Float>? = nil) -> Double {
+        let q = quantizer!
+        return q.forward(codebook: q.codebook(params: p, state: state), zE: ws.heads.base, zQ: ws.decoderInput.base, zqStride: architecture.decoderInputWidth,
+                           codeIndices: ws.codeIndices, rows: rows, rowLoss: ws.rowKL.base, counts: counts,
+                           scratch: ws.quantizerScratch.base)
     }
 
     /// decoder input -> ws.logits. Eval mode by default.
@@ -182,7 +223,7 @@ public final class VAE: Sendable {
                      mode: ForwardMode = .eval, reducer: (any BatchStatisticsReducer)? = nil) -> BatchLoss {
         let c = context(p, ws, state: state, mode: mode, updates: false, reducer: reducer)
         encoder.forward(ws.encoderBuffers, rows: rows, c)
-        let kl = sampleLatent(ws, rows: rows)
+        let kl = sampleLatent(ws, rows: rows, params: p, state: state)
         decoder.forward(ws.decoderBuffers, rows: rows, c)
         return BatchLoss(bce: reconstruction(ws, rows: rows, gradientScale: nil), kl: kl, rows: rows)
     }
@@ -193,8 +234,9 @@ public final class VAE: Sendable {
     /// instead of overwriting.
     public func lossAndGradient(_ p: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ ws: VAEWorkspace,
                                 rows: Int, scale: Float, beta: Float, accumulate: Bool,
-                                state: UnsafeMutablePointer<Float>? = nil, reducer: (any BatchStatisticsReducer)? = nil) -> BatchLoss {
-        let loss = forwardForTraining(p, ws, rows: rows, scale: scale, state: state, reducer: reducer)
+                                state: UnsafeMutablePointer<Float>? = nil, reducer: (any BatchStatisticsReducer)? = nil,
+                                codebookReducer: (any BatchStatisticsReducer)? = nil) -> BatchLoss {
+        let loss = forwardForTraining(p, ws, rows: rows, scale: scale, state: state, reducer: reducer, codebookReducer: codebookReducer)
         backward(p, g, ws, rows: rows, scale: scale, beta: beta, accumulate: accumulate, reducer: reducer) { _ in }
         return loss
     }
@@ -204,12 +246,25 @@ public final class VAE: Sendable {
     /// BatchNorm uses batch statistics (summed across ranks through `reducer` when given: SyncBN)
     /// and updates the running statistics in `state` when given; Dropout masks are keyed by
     /// (ws.seed, ws.step, sample id, layer, element).
+    /// A vector-quantized latent adds the codes chosen to ws.codeCounts when `updatesCodeCounts`;
+    /// an EMA codebook (in `state`, when given) takes one EMA step, its batch statistics summed
+    /// across ranks through `codebookReducer` (always needed with more than one rank).
     public func forwardForTraining(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int, scale: Float,
                                    state: UnsafeMutablePointer<Float>? = nil,
-                                   reducer: (any BatchStatisticsReducer)? = nil) -> BatchLoss {
+                                   reducer: (any BatchStatisticsReducer)? = nil, updatesCodeCounts: Bool = true,
+                                   codebookReducer: (any BatchStatisticsReducer)? = nil) -> BatchLoss {
         let c = context(p, ws, state: state, mode: .training, updates: true, reducer: reducer)
         encoder.forward(ws.encoderBuffers, rows: rows, c)
-        let kl = sampleLatent(ws, rows: rows)
+        var kl: Double
+        if let q = quantizer {
+            kl = quantize(p, ws, rows: rows, counts: updatesCodeCounts ? ws.codeCounts : nil, state: state)
+            if q.usesEMA, let state {
+                q.updateEMA(state: state, zE: ws.heads.base, codeIndices: ws.codeIndices, rows: rows, reducer: codebookReducer,
+                            scratch: ws.emaScratch)
+            }
+        } else {
+            kl = sampleLatent(ws, rows: rows)
+        }
         decoder.forward(ws.decoderBuffers, rows: rows, c)
         return BatchLoss(bce: reconstruction(ws, rows: rows, gradientScale: scale), kl: kl, rows: rows)
     }
@@ -239,6 +294,12 @@ public final class VAE: Sendable {
                                        dyStride: arch.decoderInputWidth, dLogits: ws.dHeads.base, rows: rows,
                                        categories: arch.latent, temperature: ws.temperature, klScale: beta * scale,
                                        scratch: ws.categoricalScratch)
+        case .vectorQuantized:
+            let q = quantizer!
+            q.backward(grads: q.usesEMA ? nil : g, zE: ws.heads.base, zQ: ws.decoderInput.base, codeIndices: ws.codeIndices,
+                       dzQ: ws.dDecoderInput.base, dzqStride: arch.decoderInputWidth, dzE: ws.dHeads.base, rows: rows,
+                       weight: beta * scale, accumulate: accumulate)
+            if !q.usesEMA { finished(q.codebookOffset) }
         }
         // The first working encoder layer's input gradient is never needed.
         encoder.backward(ws.encoderBuffers, dy: ws.dHeads.base, dInput: nil,
@@ -248,7 +309,8 @@ public final class VAE: Sendable {
     /// Offsets where each layer's block (weights, then bias) starts, in backward order: the
     /// points at which `backward` reports progress.
     public var backwardBoundaries: [Int] {
-        (decoder.compute.reversed().map { decoder.layers[$0] } + encoder.compute.reversed().map { encoder.layers[$0] })
-            .compactMap(\.parameterOffset)
+        decoder.compute.reversed().compactMap { decoder.layers[$0].parameterOffset }
+            + (quantizer.flatMap { $0.usesEMA ? nil : [$0.codebookOffset] } ?? [])
+            + encoder.compute.reversed().compactMap { encoder.layers[$0].parameterOffset }
     }
 }

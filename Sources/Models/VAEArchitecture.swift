@@ -27,6 +27,12 @@ public struct VAEArchitecture: Equatable, Sendable {
     /// `decoderHidden` and `activation` followed by the output Linear `decoder.out`.
     public var decoderLayers: [LayerSpec]?
     public var reconstruction: Reconstruction
+    /// K: codes in the codebook (vector-quantized latent only).
+    public var codebookSize: Int = 512
+    /// Weight of the commitment loss (vector-quantized latent only; 0.25 as in the paper).
+    public var commitment: Float = 0.25
+    /// EMA decay of the codebook (vector-quantized latent only); 0: trained by the gradient.
+    public var codebookEMA: Float = 0
 
     public init(inputDim: Int = 784, classes: Int = 10, encoderHidden: [Int] = [512, 512], decoderHidden: [Int] = [512, 512],
                 latent: Int = 16, activation: Activation = .relu, conditioning: Conditioning = .both,
@@ -67,9 +73,23 @@ public struct VAEArchitecture: Equatable, Sendable {
     /// Encoder input width: pixels, then the one-hot label if it joins at the input.
     public var encoderInputWidth: Int { inputDim + (labelJoinsInput ? classes : 0) }
     /// Decoder input width: z, then the one-hot label if the decoder is conditioned.
-    public var decoderInputWidth: Int { latent + (conditionsDecoder ? classes : 0) }
-    /// Encoder head outputs per row: [mean | logvar] (2 * latent) or the K category logits.
-    public var headsWidth: Int { latentKind == .gaussian ? 2 * latent : latent }
+    public var decoderInputWidth: Int { latentWidth + (conditionsDecoder ? classes : 0) }
+    /// Encoder head outputs per row: [mean | logvar] (2 * latent), the K category logits, or
+    /// the quantizer's input z_e (D x positions).
+    public var headsWidth: Int {
+        switch latentKind {
+        case .gaussian: return 2 * latent
+        case .categorical: return latent
+        case .vectorQuantized: return latentWidth
+        }
+    }
+    /// Values of z per row: `latent`, or D x positions for a vector-quantized latent.
+    public var latentWidth: Int { latentKind == .vectorQuantized ? latent * latentPositions : latent }
+    /// Spatial positions (H x W) of the encoder's output: the vectors a VQ latent quantizes
+    /// (1 for the other kinds, whose encoder ends in the heads).
+    public var latentPositions: Int {
+        latentKind == .vectorQuantized ? LayerSpec.outputShape(of: encoderStack, from: inputShape).spatial : 1
+    }
 
     public static func mlp(_ hidden: [Int], _ activation: Activation) -> [LayerSpec] {
         hidden.flatMap { h -> [LayerSpec] in

@@ -35,6 +35,17 @@ public final class VAEWorkspace {
     let dDecoderInput: FloatBuffer
     /// [B, 2D]: gradient of the heads.
     let dHeads: FloatBuffer
+    /// [B, S] int32: the code chosen at each position by the last quantization (VQ latent).
+    public let codeIndices: UnsafeMutablePointer<Int32>
+    /// [K] float64: how many positions chose each code since the last reset (VQ latent): the
+    /// training forward adds to it; the epoch's perplexity and codes used come from it.
+    public let codeCounts: UnsafeMutablePointer<Double>
+    /// K, the length of `codeCounts` (0 without a vector-quantized latent).
+    public let codebookSize: Int
+    /// [S K + K]: the quantizer's distance scores and code norms.
+    let quantizerScratch: FloatBuffer
+    /// [K + K D] float64: an EMA codebook step's counts and sums (summed across ranks in place).
+    let emaScratch: UnsafeMutablePointer<Double>
     /// [3K] float64: softmax, log-softmax and relaxed sample of one row (categorical latent).
     let categoricalScratch: UnsafeMutablePointer<Double>
     /// Per-layer outputs [B, layer output width] and scratch (each layer's `scratchBytes`),
@@ -52,7 +63,8 @@ public final class VAEWorkspace {
         encoderInput = FloatBuffer(count: capacity * a.encoderInputWidth)
         decoderInput = FloatBuffer(count: capacity * a.decoderInputWidth)
         eps = FloatBuffer(count: capacity * a.latent)
-        heads = FloatBuffer(count: capacity * 2 * a.latent)
+        let headsWidth = max(2 * a.latent, a.headsWidth)
+        heads = FloatBuffer(count: capacity * headsWidth)
         logits = FloatBuffer(count: capacity * a.inputDim)
         rowBCE = FloatBuffer(count: capacity)
         rowKL = FloatBuffer(count: capacity)
@@ -60,7 +72,17 @@ public final class VAEWorkspace {
         scratchA = FloatBuffer(count: capacity * widest)
         scratchB = FloatBuffer(count: capacity * widest)
         dDecoderInput = FloatBuffer(count: capacity * a.decoderInputWidth)
-        dHeads = FloatBuffer(count: capacity * 2 * a.latent)
+        dHeads = FloatBuffer(count: capacity * headsWidth)
+        let positions = model.quantizer?.positions ?? 0, codes = model.quantizer?.codes ?? 0
+        codeIndices = .allocate(capacity: max(capacity * positions, 1))
+        codeIndices.initialize(repeating: 0, count: max(capacity * positions, 1))
+        codebookSize = codes
+        codeCounts = .allocate(capacity: max(codes, 1))
+        codeCounts.initialize(repeating: 0, count: max(codes, 1))
+        quantizerScratch = FloatBuffer(count: model.quantizer?.scratchCount ?? 0)
+        let emaCount = max(model.quantizer?.emaScratchCount ?? 0, 1)
+        emaScratch = .allocate(capacity: emaCount)
+        emaScratch.initialize(repeating: 0, count: emaCount)
         categoricalScratch = .allocate(capacity: 3 * max(a.latent, 1))
         categoricalScratch.initialize(repeating: 0, count: 3 * max(a.latent, 1))
         ids = .allocate(capacity: max(capacity, 1))
@@ -95,7 +117,13 @@ public final class VAEWorkspace {
         ids.deallocate()
         labels.deallocate()
         categoricalScratch.deallocate()
+        codeIndices.deallocate()
+        codeCounts.deallocate()
+        emaScratch.deallocate()
     }
+
+    /// Clears the code usage tally (the trainer does at the start of every epoch).
+    public func resetCodeCounts() { codeCounts.update(repeating: 0, count: max(codebookSize, 1)) }
 
     /// Key of this step's Dropout masks.
     var noiseKey: UInt64 { GaussianNoise.key(seed: seed, stream: Dropout.noiseStream, counter: UInt64(step)) }
@@ -112,7 +140,7 @@ public final class VAEWorkspace {
             base[label] = 1
         }
         if a.conditionsDecoder {
-            let base = decoderInput.base + row * a.decoderInputWidth + a.latent
+            let base = decoderInput.base + row * a.decoderInputWidth + a.latentWidth
             base.update(repeating: 0, count: a.classes)
             base[label] = 1
         }

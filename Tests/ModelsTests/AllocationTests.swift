@@ -16,6 +16,8 @@ struct AllocationTests {
                                    conditioning: .none, latentKind: .categorical)),
         ("conv", SeedArchitectures.convVAE003(channels: [2, 3], latent: 3, classes: 3, side: 7)),
         ("BN + dropout", SeedArchitectures.cvae004(inputDim: 12, hidden: 6, latent: 3, classes: 3)),
+        ("VQ-VAE with residual blocks", SeedArchitectures.vqVAE001(width: 4, dimension: 3, codes: 5, side: 8)),
+        ("VQ-VAE, EMA codebook", { var a = SeedArchitectures.vqVAE001(width: 4, dimension: 3, codes: 5, side: 8); a.codebookEMA = 0.99; return a }()),
     ]
 
     @Test("the counter sees this thread's allocations")
@@ -34,14 +36,15 @@ struct AllocationTests {
         let params = FloatBuffer(count: model.parameterCount)
         let grads = FloatBuffer(count: model.parameterCount)
         let state = FloatBuffer(count: model.stateCount)
-        model.initialize(params.base, seed: 1)
         model.initializeState(state.base)
+        model.initialize(params.base, seed: 1, state: state.base)
         let ws = GradientCheckTests.batch(arch, rows: 4, seed: 3, model: model)
         let reducer = NoOpReducer()
         var boundaries = 0
         func step(_ s: Int) {
             ws.step = s
-            _ = model.forwardForTraining(params.base, ws, rows: 4, scale: 0.25, state: state.base, reducer: reducer)
+            _ = model.forwardForTraining(params.base, ws, rows: 4, scale: 0.25, state: state.base, reducer: reducer,
+                                         codebookReducer: reducer)
             model.backward(params.base, grads.base, ws, rows: 4, scale: 0.25, beta: 1, accumulate: s > 0, reducer: reducer) { _ in
                 boundaries += 1
             }

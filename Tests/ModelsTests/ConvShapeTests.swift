@@ -34,7 +34,7 @@ struct ConvShapeTests {
         #expect(convs == [TensorShape(32, 14, 14), TensorShape(64, 7, 7), TensorShape(128, 4, 4), TensorShape(256, 2, 2)])
         let ups = model.decoder.layers.filter { $0 is ConvTranspose2d }.map(\.outputShape)
         #expect(ups == [TensorShape(128, 4, 4), TensorShape(64, 7, 7), TensorShape(32, 14, 14), TensorShape(1, 28, 28)])
-        #expect(model.heads.inFeatures == 256 * 2 * 2 + 10)
+        #expect(model.heads!.inFeatures == 256 * 2 * 2 + 10)
         #expect(model.layout.slot(named: "encoder.layers.0.weight")?.shape == [32, 1, 3, 3])
         #expect(model.layout.slot(named: "encoder.layers.1.weight")?.shape == [32])
         #expect(model.layout.slot(named: "decoder.layers.0.weight")?.shape == [1024, 32 + 10])

@@ -17,6 +17,10 @@ struct LayerGradientTests {
         ("tanh", .tanh, .flat(9), 3),
         ("sigmoid", .sigmoid, .flat(9), 3),
         ("dropout p 0.4 (fixed mask)", .dropout(p: 0.4), .flat(11), 4),
+        ("residual conv3x3 + tanh", .residual([.conv2d(out: 3, kernel: 3, stride: 1, padding: 1), .tanh]), TensorShape(3, 4, 5), 3),
+        ("residual conv1x1", .residual([.conv2d(out: 2, kernel: 1)]), TensorShape(2, 3, 3), 2),
+        ("residual BN + conv + sigmoid (inner scratch and reads of its own output)",
+         .residual([.batchNorm, .conv2d(out: 2, kernel: 3, stride: 1, padding: 1), .sigmoid]), TensorShape(2, 3, 4), 3),
     ]
 
     @Test("finite differences match each layer's backward", arguments: 0..<cases.count)

@@ -35,4 +35,25 @@ enum SeedArchitectures {
                         decoder: [.linear(out: hidden), .leakyReLU(slope: 0.2), .batchNorm, .dropout(p: p), .linear(out: inputDim)],
                         latent: latent, conditioning: .both, reconstruction: reconstruction)
     }
+
+    /// Seed 001's VQ-VAE adapted to MNIST: two strided 4x4 convolutions, ReLU, residual 3x3,
+    /// ReLU, residual 1x1, a 1x1 projection to D; the decoder mirrors it with transposed
+    /// convolutions. `side` must be a multiple of 4 (the latent grid is side / 4 square).
+    static func vqVAE001(width w: Int = 32, dimension d: Int = 16, codes: Int = 512, side: Int = 28,
+                         commitment: Float = 0.25, reconstruction: Reconstruction = .bce) -> VAEArchitecture {
+        let grid = side / 4
+        var a = VAEArchitecture(
+            inputShape: TensorShape(1, side, side), classes: 10,
+            encoder: [.conv2d(out: w, kernel: 4, stride: 2, padding: 1), .conv2d(out: w, kernel: 4, stride: 2, padding: 1), .relu,
+                      .residual([.conv2d(out: w, kernel: 3, stride: 1, padding: 1)]), .relu,
+                      .residual([.conv2d(out: w, kernel: 1)]), .conv2d(out: d, kernel: 1)],
+            decoder: [.reshape([d, grid, grid]), .conv2d(out: w, kernel: 1),
+                      .residual([.conv2d(out: w, kernel: 3, stride: 1, padding: 1)]), .relu,
+                      .residual([.conv2d(out: w, kernel: 1)]), .relu,
+                      .convTranspose2d(out: w, kernel: 4, stride: 2, padding: 1), .convTranspose2d(out: 1, kernel: 4, stride: 2, padding: 1)],
+            latent: d, conditioning: .none, latentKind: .vectorQuantized, reconstruction: reconstruction)
+        a.codebookSize = codes
+        a.commitment = commitment
+        return a
+    }
 }

@@ -2,7 +2,8 @@
 # Every variant in configs/*.json: a short training run (30 steps, under mpirun with $RANKS
 # ranks, default 2, asserting that the step loop made no heap allocation), then every
 # checkpoint command that applies to the variant on its checkpoint, with the outputs checked
-# (PNG signature and IHDR size, eval's JSON keys, nmi for a categorical latent), and every
+# (PNG signature and IHDR size, eval's JSON keys, nmi for a categorical latent, perplexity and
+# codes used for a VQ-VAE), and every
 # command that does not apply checked to fail cleanly: non-zero exit, one "disttrain: error:"
 # line on stderr, no output file. Prints one PASS/FAIL line per check and exits non-zero on
 # any failure.
@@ -58,7 +59,10 @@ assert j["latent_kind"] == sys.argv[2], j
 for k in ["loss", "bce", "kl"]:
     assert isinstance(j[k], (int, float)) and math.isfinite(j[k]), f"{k} = {j[k]}"
 assert abs(j["loss"] - j["bce"] - j["kl"]) <= 1e-9 * abs(j["loss"]), j
-if sys.argv[2] == "categorical":
+if sys.argv[2] == "vq":
+    assert j["nll_iw"] is None and j["iw_samples"] == 0, j
+    assert 1 <= j["perplexity"] <= j["codes_used"] <= j["codebook_size"], j
+elif sys.argv[2] == "categorical":
     assert 0 <= j["nmi"] <= 1, j
     assert math.isfinite(j["nll"]) and 0 < j["nll"] <= j["loss"], j
     assert j["nll_iw"] is None, j
@@ -122,7 +126,10 @@ print("allocations_per_step", m["allocations_per_step"], "mpi", m["mpi_allocatio
 
   # generate: a categorical latent draws one row per category (one column, or one per label
   # when the decoder sees the label); a Gaussian one 20 samples (of label 3 if conditional).
-  if [[ $kind == categorical ]]; then
+  if [[ $kind == vq ]]; then
+    check "$name: generate is refused (a VQ-VAE has no prior)" refused "$tmp/$name-gen.png" \
+      "$bin" generate --checkpoint "$ckpt" --count 20 --out "$tmp/$name-gen.png"
+  elif [[ $kind == categorical ]]; then
     cols=1; [[ $conditioning != none ]] && cols=$classes
     check "$name: generate (one row per category)" produces "$tmp/$name-gen.png" $((30 * cols + 2)) $((30 * latent + 2)) \
       "$bin" generate --checkpoint "$ckpt" --out "$tmp/$name-gen.png"

@@ -13,7 +13,10 @@ public enum ModelMetadata {
         if a.encoderLayers != nil || a.decoderLayers != nil {
             // A layer-stack model: the stacks themselves, in the config's layer format.
             let shape = a.inputShape
-            return .object([
+            let vq: [(String, JSON)] = a.latentKind == .vectorQuantized
+                ? [("codebook_size", .number(Double(a.codebookSize))), ("commitment", .number(Double("\(a.commitment)") ?? Double(a.commitment))),
+                   ("codebook_ema", .number(Double("\(a.codebookEMA)") ?? Double(a.codebookEMA)))] : []
+            return .object(vq + [
                 ("input_shape", .array([shape.channels, shape.height, shape.width].map { .number(Double($0)) })),
                 ("classes", .number(Double(a.classes))),
                 ("conditioning", .string(a.conditioning.rawValue)),
@@ -98,9 +101,18 @@ public enum ModelMetadata {
             encoder = try LayerStackJSON.stack(j["encoder"] ?? .null, field: "encoder")
             decoder = try LayerStackJSON.stack(j["decoder"] ?? .null, field: "decoder")
         } catch { throw bad("\(error)") }
-        let a = VAEArchitecture(inputShape: TensorShape(shape[0], shape[1], shape[2]), classes: try int("classes"),
+        var a = VAEArchitecture(inputShape: TensorShape(shape[0], shape[1], shape[2]), classes: try int("classes"),
                                 encoder: encoder, decoder: decoder, latent: try int("latent"),
                                 conditioning: conditioning, latentKind: latentKind, reconstruction: reconstruction)
+        if latentKind == .vectorQuantized {
+            a.codebookSize = try int("codebook_size")
+            guard case let .number(beta)? = j["commitment"], beta >= 0, beta.isFinite else { throw bad("commitment is not a number") }
+            a.commitment = Float(beta)
+            if let value = j["codebook_ema"] {  // absent: a gradient codebook
+                guard case let .number(ema) = value, ema >= 0, ema < 1 else { throw bad("codebook_ema is not a number in [0, 1)") }
+                a.codebookEMA = Float(ema)
+            }
+        }
         if let p = ArchitectureCheck.problem(a) { throw bad("\(p.field) \(p.reason)") }
         return a
     }

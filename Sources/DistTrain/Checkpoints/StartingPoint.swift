@@ -74,7 +74,7 @@ struct StartingPoint {
             if let file = initFrom {
                 try Checkpoint.readModel(model, into: params.base, state: state.base, from: file)
             } else {
-                model.initialize(params.base, seed: seed)
+                model.initialize(params.base, seed: seed, state: state.base)
             }
         }
         comm.broadcast(params.base, count: params.count, root: 0)

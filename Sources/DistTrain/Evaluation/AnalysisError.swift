@@ -13,6 +13,9 @@ public enum AnalysisError: Error, CustomStringConvertible, Equatable {
     /// The request needs a Gaussian latent; the model's is categorical with `categories`
     /// categories. `path` names the checkpoint when known.
     case needsGaussianLatent(path: String?, what: String, categories: Int)
+    /// The request needs a continuous latent (or a prior over it); the model is a VQ-VAE with
+    /// a codebook of `codes` codes and no prior over them.
+    case vectorQuantized(path: String?, what: String, codes: Int)
     /// A category of a categorical latent outside 0..<categories.
     case categoryOutOfRange(category: Int, categories: Int)
     case labelOutOfRange(label: Int, classes: Int)
@@ -33,6 +36,8 @@ public enum AnalysisError: Error, CustomStringConvertible, Equatable {
             return "checkpoint \(path): \(what) needs a model whose decoder sees the label (conditioning \"both\" or \"decoder\"); this one is unconditional"
         case let .needsGaussianLatent(path, what, categories):
             return "\(path.map { "checkpoint \($0)" } ?? "the model"): \(what) needs a Gaussian latent; this model's latent is categorical (Gumbel-softmax over \(categories) categories)"
+        case let .vectorQuantized(path, what, codes):
+            return "\(path.map { "checkpoint \($0)" } ?? "the model"): \(what) needs a Gaussian latent and its prior; this model is a VQ-VAE (a codebook of \(codes) codes, no prior over them): use reconstruct or eval"
         case let .categoryOutOfRange(category, categories):
             return "category \(category) is out of range: the model's categorical latent has \(categories) categories (0...\(categories - 1))"
         case let .labelOutOfRange(label, classes):

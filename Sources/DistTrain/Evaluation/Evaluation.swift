@@ -32,6 +32,9 @@ public enum Evaluation {
             return CategoricalEvaluation.run(model: model, params: params, state: state, shard: shard, posteriorMean: posteriorMean,
                                              batch: batch, decodeBatch: decodeBatch).sums
         }
+        if a.latentKind == .vectorQuantized {
+            return QuantizedEvaluation.run(model: model, params: params, state: state, shard: shard, batch: batch).sums
+        }
         let latent = a.latent, dim = a.inputDim
         let k = max(samples, 0)
         // Records per encoder pass; the log-weights of one pass stay below 4M doubles.

@@ -47,6 +47,9 @@ public struct ModelRunner {
     /// (see `codes`), and throws `AnalysisError.needsGaussianLatent`.
     public func posteriorMeans(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
         let a = model.architecture
+        if a.latentKind == .vectorQuantized {
+            throw AnalysisError.vectorQuantized(path: nil, what: "a posterior mean", codes: a.codebookSize)
+        }
         guard a.latentKind == .gaussian else {
             throw AnalysisError.needsGaussianLatent(path: nil, what: "a posterior mean", categories: a.latent)
         }
@@ -72,7 +75,33 @@ public struct ModelRunner {
                 (0..<locals.count).map { ClusterTally.argmax(p.baseAddress! + $0 * a.latent, count: a.latent) }
             }
             return ModelRunner.oneHot(categories, width: a.latent)
+        case .vectorQuantized:
+            return try quantizedCodes(shard, locals: locals)
         }
+    }
+
+    /// z_q of each record (rows `latentWidth` = D x positions floats apart, NCHW): the nearest
+    /// codebook vector at every position of the encoder's output (vector-quantized latent).
+    public func quantizedCodes(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
+        let a = model.architecture
+        guard shard.inputDim == a.inputDim else {
+            throw AnalysisError.imageSize(path: "the data", pixels: shard.inputDim, modelPixels: a.inputDim)
+        }
+        let width = a.latentWidth
+        let ws = VAEWorkspace(model: model, capacity: min(batch, max(locals.count, 1)))
+        var out = [Float](repeating: 0, count: locals.count * width)
+        var start = 0
+        while start < locals.count {
+            let rows = min(ws.capacity, locals.count - start)
+            for r in 0..<rows { shard.fill(ws, row: r, local: locals[start + r], architecture: a) }
+            model.encode(params, ws, rows: rows, state: state)
+            _ = model.quantize(params, ws, rows: rows, counts: nil, state: state)
+            for r in 0..<rows {
+                for j in 0..<width { out[(start + r) * width + j] = ws.decoderInput.base[r * a.decoderInputWidth + j] }
+            }
+            start += rows
+        }
+        return out
     }
 
     /// Rows of `width` zeros with a 1 at each index.
@@ -83,10 +112,11 @@ public struct ModelRunner {
     }
 
     /// Pixel probabilities in [0, 1] (rows `inputDim` floats apart) for each (z, label) pair.
-    /// `z` holds `labels.count * latent` floats; labels are ignored by an unconditional decoder.
+    /// `z` holds `labels.count * latentWidth` floats (latent, or D x positions for a VQ latent); labels are ignored by an unconditional decoder.
     public func decode(z: [Float], labels: [Int]) -> [Float] {
         let a = model.architecture
-        precondition(z.count == labels.count * a.latent)
+        let width = a.latentWidth
+        precondition(z.count == labels.count * width)
         let ws = VAEWorkspace(model: model, capacity: min(batch, max(labels.count, 1)))
         var out = [Float](repeating: 0, count: labels.count * a.inputDim)
         var start = 0
@@ -94,7 +124,7 @@ public struct ModelRunner {
             let rows = min(ws.capacity, labels.count - start)
             for r in 0..<rows {
                 let dst = ws.decoderInput.base + r * a.decoderInputWidth
-                for j in 0..<a.latent { dst[j] = z[(start + r) * a.latent + j] }
+                for j in 0..<width { dst[j] = z[(start + r) * width + j] }
                 ws.setLabel(row: r, label: labels[start + r], architecture: a)
             }
             model.decode(params, ws, rows: rows, state: state)
@@ -142,10 +172,11 @@ public struct ModelRunner {
         let coded = try codes(shard, locals: locals)
         var z: [Float] = []
         var labels: [Int] = []
-        z.reserveCapacity(locals.count * a.classes * a.latent)
+        let width = a.latentWidth
+        z.reserveCapacity(locals.count * a.classes * width)
         for i in 0..<locals.count {
             for k in 0..<a.classes {
-                z.append(contentsOf: coded[(i * a.latent)..<((i + 1) * a.latent)])
+                z.append(contentsOf: coded[(i * width)..<((i + 1) * width)])
                 labels.append(k)
             }
         }

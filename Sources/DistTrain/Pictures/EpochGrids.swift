@@ -31,13 +31,19 @@ final class EpochGrids: EpochOutput {
     func write(_ e: FinishedEpoch) throws {
         let epoch = e.report.epoch
         guard every > 0 && (epoch % every == 0 || epoch == e.totalEpochs) else { return }
+        // A VQ-VAE has no prior over its codes to generate from: reconstructions only.
+        if model.architecture.latentKind != .vectorQuantized { try writeGenerationGrid(e) }
+        try writeReconstructionGrid(model: model, params: params.base, state: state.base, shard: test, count: min(20, test.count),
+                                    to: run.reconstructions + "/epoch-\(pad(epoch, 3)).png")
+    }
+
+    func writeGenerationGrid(_ e: FinishedEpoch) throws {
+        let epoch = e.report.epoch
         let grid = Generator(model: model, params: params.base, state: state.base).labelGrid(cols: 10, seed: seed)
         let layout = ImageGrid(rows: model.architecture.classes, cols: 10)
         let path = run.grids + "/epoch-\(pad(epoch, 3)).png"
         try layout.writePNG(grid, to: path)
         try events?.image("grid/generation", png: try FileBytes.read(path), width: layout.width, height: layout.height,
                           channels: 1, step: e.report.step)
-        try writeReconstructionGrid(model: model, params: params.base, state: state.base, shard: test, count: min(20, test.count),
-                                    to: run.reconstructions + "/epoch-\(pad(epoch, 3)).png")
     }
 }

@@ -14,14 +14,15 @@ public struct Generator {
         self.state = state
     }
 
-    /// Pixel probabilities for each (z, label) row: `z` holds rows*latent floats.
+    /// Pixel probabilities for each (z, label) row: `z` holds rows * latentWidth floats.
     public func decode(z: [Float], labels: [Int]) -> [Float] {
         let a = model.architecture
         let rows = labels.count
-        precondition(z.count == rows * a.latent)
+        let width = a.latentWidth
+        precondition(z.count == rows * width)
         let ws = VAEWorkspace(model: model, capacity: max(rows, 1))
         for r in 0..<rows {
-            for j in 0..<a.latent { ws.decoderInput.base[r * a.decoderInputWidth + j] = z[r * a.latent + j] }
+            for j in 0..<width { ws.decoderInput.base[r * a.decoderInputWidth + j] = z[r * width + j] }
             ws.setLabel(row: r, label: labels[r], architecture: a)
         }
         model.decode(params, ws, rows: rows, state: state)
@@ -46,6 +47,8 @@ public struct Generator {
             }
         case .categorical:
             for c in 0..<cols { noise.base[c * a.latent + c % a.latent] = 1 }
+        case .vectorQuantized:
+            preconditionFailure("a VQ-VAE has no prior to draw a generation grid from")
         }
         var z: [Float] = []
         var labels: [Int] = []

@@ -25,6 +25,7 @@ final class ConsoleReport: EpochOutput {
         return "epoch \(pad(r.epoch, 3, " "))/\(e.totalEpochs)  step \(pad(r.step, 6, " "))  "
             + "train \(fmt(train.loss)) (bce \(fmt(train.bce)), kl \(fmt(train.kl)))  "
             + "test \(fmt(test.loss))  " + (e.testNMI.map { "nmi \(fmt($0))  " } ?? "")  // [gumbel]
+            + (e.codebook.map { "perplexity \(fmt($0.perplexity)), codes used \($0.used)/\($0.size)  " } ?? "")
             + "\(fmt(r.samplesPerSecond, 0)) samples/s  \(fmt(r.seconds, 2))s"
     }
 

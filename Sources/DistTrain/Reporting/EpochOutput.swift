@@ -9,6 +9,9 @@ public struct FinishedEpoch: Sendable {
     public let lr: Double
     /// [gumbel] Test NMI of argmax q(c|x) against the labels (categorical models only).
     public let testNMI: Double?
+    /// Codebook perplexity and codes used over the epoch's training assignments, all ranks
+    /// (VQ-VAE only).
+    public var codebook: CodebookUsage? = nil
     /// Mean and maximum global gradient norm (before clipping) over the epoch's steps.
     public var gradNormMean: Double? = nil
     public var gradNormMax: Double? = nil

@@ -50,6 +50,8 @@ final class MetricsFile: EpochOutput {
             ("lr", .number(e.lr)),
             ("kl_weight", .number(e.klWeight)),
         ] + (e.testNMI.map { [("test_nmi", JSON.number($0))] } ?? []) + [  // [gumbel]
+        ] + (e.codebook.map { [("codebook_perplexity", JSON.number(($0.perplexity * 1000).rounded() / 1000)),
+                               ("codes_used", JSON.number(Double($0.used)))] } ?? []) + [
             ("step_ms", r.times.json),
         ] + optimizerAndRanks(e) + r.times.allocationsJSON + [
             ("time", .number((Clock.wall() * 1000).rounded() / 1000)),

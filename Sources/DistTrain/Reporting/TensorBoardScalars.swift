@@ -13,6 +13,10 @@ final class TensorBoardScalars: EpochOutput {
         try events.scalar("loss/test", test.loss, step: r.step)
         try events.scalar("loss/train_bce", train.bce, step: r.step)
         try events.scalar("loss/train_kl", train.kl, step: r.step)
+        if let c = e.codebook {
+            try events.scalar("codebook/perplexity", c.perplexity, step: r.step)
+            try events.scalar("codebook/codes_used", Double(c.used), step: r.step)
+        }
         try events.scalar("throughput/samples_per_s", r.samplesPerSecond, step: r.step)
         try events.scalar("optimizer/lr", e.lr, step: r.step)
         if let g = e.gradNormMean { try events.scalar("optimizer/grad_norm_mean", g, step: r.step) }

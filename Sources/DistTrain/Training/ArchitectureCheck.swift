@@ -6,9 +6,20 @@ import Models
 public enum ArchitectureCheck {
     /// The first problem, naming the config field of the layer at fault, or nil.
     public static func problem(_ a: VAEArchitecture) -> (field: String, reason: String)? {
+        if a.latentKind == .vectorQuantized {
+            guard a.encoderLayers != nil && a.decoderLayers != nil else {
+                return ("model.latent_kind", "\"vq\" needs explicit `model.encoder` and `model.decoder` stacks (see configs/vq-vae.json)")
+            }
+            guard a.conditioning == .none else {
+                return ("model.conditioning", "must be \"none\" with latent_kind \"vq\": the codes are not conditioned on the label")
+            }
+        }
         guard a.encoderLayers != nil || a.decoderLayers != nil else { return nil }
         var shape = a.labelJoinsInput ? TensorShape.flat(a.encoderInputWidth) : a.inputShape
         if let p = walk(a.encoderStack, from: &shape, field: "model.encoder") { return p }
+        if a.latentKind == .vectorQuantized && shape.channels != a.latent {
+            return ("model.encoder", "ends with \(shape); a VQ-VAE's encoder must end with `latent` (\(a.latent)) channels, the code dimension D")
+        }
         shape = .flat(a.decoderInputWidth)
         let decoder = a.decoderStack
         if let p = walk(decoder, from: &shape, field: "model.decoder") { return p }
@@ -60,6 +71,16 @@ public enum ArchitectureCheck {
                     return (here + ".shape", "\(dims) holds \(count) values; its input \(shape) has \(shape.count)")
                 }
                 shape = dims.count == 1 ? .flat(dims[0]) : dims.count == 2 ? TensorShape(dims[0], dims[1], 1) : TensorShape(dims[0], dims[1], dims[2])
+            case let .residual(block):
+                guard !block.isEmpty else { return (here + ".block", "must hold at least one layer") }
+                if let i = block.firstIndex(where: isView) {
+                    return ("\(here).block[\(i)]", "a residual block cannot hold flatten or reshape: its output is added to its input")
+                }
+                var inner = shape
+                if let p = walk(block, from: &inner, field: here + ".block") { return p }
+                guard inner == shape else {
+                    return (here + ".block", "maps \(shape) to \(inner); a residual block must keep its input's shape (its output is added to it)")
+                }
             case .batchNorm, .dropout, .relu, .leakyReLU, .tanh, .sigmoid:
                 break
             }

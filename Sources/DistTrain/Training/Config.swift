@@ -48,6 +48,11 @@ public struct TrainConfig: Equatable, Sendable {
         public var decoder: [LayerSpec]?
         /// Reconstruction term: BCE on the logits, or squared error of their sigmoid.
         public var reconstruction: Reconstruction = .bce
+        /// [vq] K, codes in a VQ-VAE's codebook, and the weight of its commitment loss.
+        public var codebookSize = 512
+        public var commitment: Double = 0.25
+        /// [vq] EMA decay of the codebook (0: the codebook follows the gradient).
+        public var codebookEMA: Double = 0
         public init() {}
     }
 
@@ -268,10 +273,14 @@ extension TrainConfig {
             case .conv2d?, .convTranspose2d?: image = true
             default: image = false
             }
-            return VAEArchitecture(inputShape: image ? TensorShape(1, rows, cols) : .flat(rows * cols), classes: model.classes,
-                                   encoder: encoder, decoder: decoder, latent: model.latent,
-                                   conditioning: model.conditioning, latentKind: model.latentKind,
-                                   reconstruction: model.reconstruction)
+            var a = VAEArchitecture(inputShape: image ? TensorShape(1, rows, cols) : .flat(rows * cols), classes: model.classes,
+                                    encoder: encoder, decoder: decoder, latent: model.latent,
+                                    conditioning: model.conditioning, latentKind: model.latentKind,
+                                    reconstruction: model.reconstruction)
+            a.codebookSize = model.codebookSize  // [vq]
+            a.commitment = Float(model.commitment)
+            a.codebookEMA = Float(model.codebookEMA)
+            return a
         }
         var a = VAEArchitecture(inputDim: rows * cols, classes: model.classes, encoderHidden: model.encoderHidden,
                                 decoderHidden: model.decoderHidden, latent: model.latent,

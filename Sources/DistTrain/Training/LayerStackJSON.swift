@@ -9,13 +9,14 @@ import Models
 ///     {"type": "linear", "out": 256}   {"type": "batchnorm"}   {"type": "dropout", "p": 0.3}
 ///     {"type": "relu"}   {"type": "leaky_relu", "slope": 0.2}   {"type": "tanh"}   {"type": "sigmoid"}
 ///     {"type": "flatten"}   {"type": "reshape", "shape": [256, 2, 2]}
+///     {"type": "residual", "block": [{"type": "conv2d", "out": 64, "kernel": 3, "padding": 1}]}   (y = x + block(x))
 public enum LayerStackJSON {
     /// The layer types and their keys (besides "type"), for messages and the reference.
     static let keys: [String: [String]] = [
         "linear": ["out"], "conv2d": ["out", "kernel", "stride", "padding"],
         "conv_transpose2d": ["out", "kernel", "stride", "padding", "output_padding"],
         "batchnorm": [], "dropout": ["p"], "relu": [], "leaky_relu": ["slope"], "tanh": [], "sigmoid": [],
-        "flatten": [], "reshape": ["shape"],
+        "flatten": [], "reshape": ["shape"], "residual": ["block"],
     ]
 
     public static func json(_ stack: [LayerSpec]) -> JSON { .array(stack.map(json)) }
@@ -39,6 +40,7 @@ public enum LayerStackJSON {
         case .sigmoid: return .object([("type", "sigmoid")])
         case .flatten: return .object([("type", "flatten")])
         case let .reshape(dims): return .object([("type", "reshape"), ("shape", .array(dims.map(n)))])
+        case let .residual(block): return .object([("type", "residual"), ("block", json(block))])
         }
     }
 
@@ -104,6 +106,11 @@ public enum LayerStackJSON {
         case "tanh": return .tanh
         case "sigmoid": return .sigmoid
         case "flatten": return .flatten
+        case "residual":
+            guard let block = value["block"] else {
+                throw ConfigError.invalidValue(field: field + ".block", reason: "is missing: the layers the residual block adds to its input")
+            }
+            return .residual(try stack(block, field: field + ".block"))
         default:  // reshape
             guard case let .array(dims)? = value["shape"], (1...3).contains(dims.count) else {
                 throw ConfigError.invalidValue(field: field + ".shape", reason: "must be [n] or [C, H, W]")

@@ -54,9 +54,15 @@ public enum MemoryBudget {
         var out: [LayerCost] = []
         var shape = a.labelJoinsInput ? TensorShape.flat(a.encoderInputWidth) : a.inputShape
         walk(a.encoderStack, from: &shape, into: &out)
-        let features = Double(shape.count + (a.conditionsEncoder && !a.labelJoinsInput ? a.classes : 0))
-        let heads = Double(a.headsWidth)
-        out.append(LayerCost(parameters: features * heads + heads, rowFloats: 3 * (features + heads)))
+        if a.latentKind == .vectorQuantized {
+            // [vq] The codebook (trainable unless EMA, then state) instead of heads; z_e, z_q and their gradients.
+            let book = Double(a.codebookSize * a.latent)
+            out.append(LayerCost(parameters: a.codebookEMA > 0 ? 0 : book, rowFloats: 4 * Double(a.latentWidth)))
+        } else {
+            let features = Double(shape.count + (a.conditionsEncoder && !a.labelJoinsInput ? a.classes : 0))
+            let heads = Double(a.headsWidth)
+            out.append(LayerCost(parameters: features * heads + heads, rowFloats: 3 * (features + heads)))
+        }
         shape = .flat(a.decoderInputWidth)
         walk(a.decoderStack, from: &shape, into: &out)
         return out
@@ -82,6 +88,11 @@ public enum MemoryBudget {
                 out.append(LayerCost(parameters: 2 * c, rowFloats: 2 * o))
             case .dropout:
                 out.append(LayerCost(parameters: 0, rowFloats: o))
+            case let .residual(block):
+                // The block's own layers, then its kept output and two gradient buffers.
+                var inner = input
+                walk(block, from: &inner, into: &out)
+                out.append(LayerCost(parameters: 0, rowFloats: 3 * o))
             case .relu, .leakyReLU, .tanh, .sigmoid, .flatten, .reshape:
                 break  // in place, fused, or a view of the buffer before
             }

@@ -40,11 +40,16 @@ public final class Trainer {
     public let modelState: FloatBuffer
     /// SyncBN's cross-rank sums, or nil (per-rank statistics, or one rank).
     let batchStatistics: BatchStatisticsReducer?
+    /// [vq] An EMA codebook's per-step counts and sums across ranks (nil: one rank, or no EMA).
+    let codebookStatistics: BatchStatisticsReducer?
     public private(set) var reports: [EpochReport] = []
     /// Time spent in each phase of the steps of the epoch in progress.
     public var times: PhaseTimes { timer.times }
     /// [gumbel] Test NMI of argmax q(c|x) against the labels from the last `evaluate()` (categorical models only).
     public private(set) var lastTestNMI: Double?
+    /// Codebook perplexity and codes used over the last epoch's training assignments on every
+    /// rank (VQ-VAE only). A resumed epoch counts only the steps run since the resume.
+    public private(set) var lastCodebookUsage: CodebookUsage?
 
     let log: Logger
     let options: TrainOptions
@@ -101,6 +106,7 @@ public final class Trainer {
         state = setup.trainerState
         modelState = setup.state
         batchStatistics = setup.batchStatistics
+        codebookStatistics = setup.codebookStatistics
         run = setup.run
         if let range = options.traceSteps ?? (options.tracePath == nil ? nil : 1...Int(Int32.max)) {
             let perStep = 3 * config.training.accumulate + 2 * setup.reducer.buckets.count + 6
@@ -120,7 +126,7 @@ public final class Trainer {
         if comm.isWriter {
             outputs.append(EpochGrids(model: model, params: params, state: modelState, test: test, run: run, events: setup.events,
                                       every: config.output.gridEvery, seed: seed))
-            if config.output.animationMs > 0 && config.output.gridEvery > 0 {
+            if config.output.animationMs > 0 && config.output.gridEvery > 0 && model.quantizer == nil {
                 outputs.append(GridAnimation(run: run, frameMilliseconds: config.output.animationMs))
             }
             outputs.append(MetricsFile(run: run))
@@ -159,6 +165,7 @@ public final class Trainer {
             let firstStep = state.stepInEpoch
             timer.reset()
             gradNorms = GradNormStats()
+            workspace.resetCodeCounts()
             console?.startEpoch(at: started)
             while state.stepInEpoch < steps && stepsLeft() {
                 comm.watchdogStep(state.globalStep + 1)
@@ -183,6 +190,7 @@ public final class Trainer {
             timer.addEvaluation(Clock.lap(&evalStart))
             trace?.recordEpochEnd(.evaluation, start: evalBegan, end: evalStart, afterStep: state.globalStep)
             let rankStepMs = stragglers()
+            lastCodebookUsage = codebookUsage()
             let seconds = Clock.now() - started
             let report = EpochReport(epoch: state.epoch + 1, step: state.globalStep, train: state.epochLoss, test: testLoss,
                                      samplesPerSecond: Double((state.stepInEpoch - firstStep) * plan.globalBatch) / max(seconds, 1e-9),
@@ -218,6 +226,13 @@ public final class Trainer {
                              signal: StopSignal.pending)
     }
 
+    /// The epoch's code counts summed over ranks (one small allreduce; VQ-VAE only).
+    func codebookUsage() -> CodebookUsage? {
+        guard model.quantizer != nil else { return nil }
+        let counts = Array(UnsafeBufferPointer(start: workspace.codeCounts, count: workspace.codebookSize))
+        return CodebookUsage(counts: comm.sum(counts))
+    }
+
     /// Every rank's mean step time of the epoch (ms, without the allreduce wait: the wait is
     /// where fast ranks absorb a slow one's lag). One small allgather per epoch.
     func stragglers() -> [Double] {
@@ -250,7 +265,7 @@ public final class Trainer {
             fillBatch(order: order, from: first, rows: rows)
             timer.lap(.data)
             local += model.forwardForTraining(params.base, workspace, rows: rows, scale: scale, state: modelState.base,
-                                              reducer: batchStatistics)
+                                              reducer: batchStatistics, codebookReducer: codebookStatistics)
             poisonIfAsked(microBatch: m)
             timer.lap(.forward)
             let last = m == micro - 1
@@ -401,6 +416,7 @@ public final class Trainer {
         epoch.rankStepMs = rankStepMs
         epoch.optimizerStateMB = optimizerStateMB
         epoch.shardedOptimizer = shardCounts != nil
+        epoch.codebook = lastCodebookUsage
         try comm.onWriter {
             for output in outputs { try output.write(epoch) }
         }

@@ -21,6 +21,7 @@ struct TrainingSetup {
     let state: FloatBuffer
     /// SyncBN's cross-rank sums (nil: per-rank statistics, or no ranks to sum over).
     let batchStatistics: BatchStatisticsReducer?
+    let codebookStatistics: BatchStatisticsReducer?
     /// [parameterCount + 3] gradients, then the step's BCE and KL sums and the stop-signal
     /// count riding the allreduce.
     let grads: FloatBuffer
@@ -139,6 +140,8 @@ struct TrainingSetup {
                                   shardCounts: shardCounts)
         batchStatistics = config.runtime.batchnorm == .sync && world > 1 && model.stateCount > 0
             ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
+        // [vq] An EMA codebook's statistics are always summed over ranks: every rank keeps the same codebook.
+        codebookStatistics = model.quantizer?.usesEMA == true && world > 1 ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
         var fresh = TrainerState()
         fresh.worldSize = world
         fresh.globalBatch = plan.globalBatch

@@ -43,7 +43,7 @@ enum ConstructedCategorical {
         let model = VAE(architecture)
         let params = FloatBuffer(count: model.parameterCount)
         model.initialize(params.base, seed: 11)
-        let first = model.encoder.layers[0] as! Linear, heads = model.heads
+        let first = model.encoder.layers[0] as! Linear, heads = model.heads!
         params.base.advanced(by: first.weightOffset).update(repeating: 0, count: first.inFeatures * first.outFeatures)
         params.base.advanced(by: first.biasOffset).update(repeating: 0, count: first.outFeatures)
         for y in 0..<10 { params.base[first.weightOffset + y * first.inFeatures + 784 + y] = 1 }

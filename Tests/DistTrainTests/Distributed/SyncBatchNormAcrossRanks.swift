@@ -6,7 +6,8 @@ import Testing
 
 /// SyncBN across real ranks: a BatchNorm model's gradient from N ranks of B/N rows, with the
 /// statistics summed through the communicator, equals the one-process gradient of all B rows
-/// (and the running statistics agree). Holds for any world size: `swift test` runs it as a
+/// (and the running statistics agree). The same holds for a VQ-VAE's EMA codebook (its counts
+/// and sums go through the same kind of reducer): codebook, cluster sizes and sums agree. Holds for any world size: `swift test` runs it as a
 /// world of one and in-process at 2 and 4 ranks (LocalCommunicator); scripts/test.sh runs the
 /// MPI suite under mpirun -n 2 and -n 4 (its own steps: `--filter SyncBatchNormAcrossRanks`; the MPI suites must not run at the same time in one process).
 @Suite(.serialized)
@@ -25,6 +26,19 @@ struct SyncBatchNormAcrossRanks {
                                                 .leakyReLU(slope: 0.2),
                                                 .convTranspose2d(out: 1, kernel: 3, stride: 2, padding: 1, outputPadding: 1)],
                                       latent: 6, conditioning: .both, reconstruction: .mse)),
+        // [vq] An EMA codebook: its counts and sums go through the codebook reducer.
+        ("vq-ema", { () -> VAEArchitecture in
+            var a = VAEArchitecture(inputShape: TensorShape(1, 28, 28), classes: 10,
+                                    encoder: [.conv2d(out: 4, kernel: 4, stride: 2, padding: 1), .conv2d(out: 4, kernel: 4, stride: 2, padding: 1),
+                                              .relu, .residual([.conv2d(out: 4, kernel: 3, stride: 1, padding: 1)]), .conv2d(out: 3, kernel: 1)],
+                                    decoder: [.reshape([3, 7, 7]), .conv2d(out: 4, kernel: 1), .relu,
+                                              .convTranspose2d(out: 4, kernel: 4, stride: 2, padding: 1),
+                                              .convTranspose2d(out: 1, kernel: 4, stride: 2, padding: 1)],
+                                    latent: 3, conditioning: .none, latentKind: .vectorQuantized)
+            a.codebookSize = 16
+            a.codebookEMA = 0.9
+            return a
+        }()),
     ]
 
     static let batch = 48
@@ -42,13 +56,16 @@ struct SyncBatchNormAcrossRanks {
         let g = FloatBuffer(count: model.parameterCount)
         let state = FloatBuffer(count: max(model.stateCount, 1))
         model.initializeState(state.base)
+        // An EMA codebook is state: drawn here (the parameters drawn with it are thrown away).
+        let thrownAway = FloatBuffer(count: model.parameterCount)
+        withExtendedLifetime(thrownAway) { model.initialize(thrownAway.base, seed: 11, state: state.base) }
         let a = model.architecture
         for (r, i) in rows.enumerated() { data.fill(ws, row: r, local: i, architecture: a) }
         GaussianNoise.fill(ws.eps.base, rows: rows.count, dim: a.latent, ids: ws.ids, key: GaussianNoise.key(seed: 1, stream: 1, counter: 0))
         ws.seed = 7
         ws.step = 3
         _ = model.lossAndGradient(params.base, g.base, ws, rows: rows.count, scale: 1 / Float(batch), beta: 1, accumulate: false,
-                                  state: state.base, reducer: reducer)
+                                  state: state.base, reducer: reducer, codebookReducer: reducer)
         return (g, state)
     }
 

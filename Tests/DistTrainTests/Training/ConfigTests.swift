@@ -88,7 +88,10 @@ struct ConfigTests {
         "activation": "relu",
         "leaky_slope": 0.2,
         "latent_kind": "gaussian",
-        "reconstruction": "bce"
+        "reconstruction": "bce",
+        "codebook_size": 512,
+        "commitment": 0.25,
+        "codebook_ema": 0
       },
       "data": {
         "train_images": "data/mnist/train-images-idx3-ubyte.gz",
