@@ -26,11 +26,12 @@ public enum Evaluation {
     /// is evaluated exactly instead (`CategoricalEvaluation.run`; `samples` and `seed` unused).
     public static func run(model: VAE, params: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>? = nil,
                            shard: DatasetShard, samples: Int,
-                           posteriorMean: Bool, seed: UInt64, batch: Int = 250, decodeBatch: Int = 1000) -> EvaluationSums {
+                           posteriorMean: Bool, seed: UInt64, batch: Int = 250, decodeBatch: Int = 1000,
+                           binarize: UInt64? = nil) -> EvaluationSums {
         let a = model.architecture
         if a.latentKind == .categorical {
             return CategoricalEvaluation.run(model: model, params: params, state: state, shard: shard, posteriorMean: posteriorMean,
-                                             batch: batch, decodeBatch: decodeBatch).sums
+                                             batch: batch, decodeBatch: decodeBatch, binarize: binarize).sums
         }
         if a.latentKind == .vectorQuantized {
             return QuantizedEvaluation.run(model: model, params: params, state: state, shard: shard, batch: batch).sums
@@ -52,7 +53,7 @@ public enum Evaluation {
         var start = 0
         while start < shard.count {
             let rows = min(enc.capacity, shard.count - start)
-            for r in 0..<rows { shard.fill(enc, row: r, local: start + r, architecture: a) }
+            for r in 0..<rows { shard.fill(enc, row: r, local: start + r, architecture: a, binarize: binarize) }
             model.encode(params, enc, rows: rows, state: state)
 
             // Negative ELBO: z into the decoder input (labels are already there), KL in float64.
@@ -145,9 +146,6 @@ public enum Evaluation {
         return sums
     }
 
-    /// BCE of sigmoid(logits) against targets summed over `count` pixels, in float64:
-    /// max(l, 0) - l x + log(1 + e^-|l|) per pixel.
-    @inline(__always)
     /// Sum over pixels of (sigmoid(logit) - target)^2 in float64 (reconstruction "mse").
     static func squaredError64(logits: UnsafePointer<Float>, targets: UnsafePointer<Float>, count: Int) -> Double {
         var total = 0.0
@@ -158,6 +156,8 @@ public enum Evaluation {
         return total
     }
 
+    /// BCE of sigmoid(logits) against targets summed over `count` pixels, in float64:
+    /// max(l, 0) - l x + log(1 + e^-|l|) per pixel.
     static func bce64(logits: UnsafePointer<Float>, targets: UnsafePointer<Float>, count: Int) -> Double {
         var total = 0.0
         for p in 0..<count {
