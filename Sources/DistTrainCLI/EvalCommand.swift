@@ -30,6 +30,9 @@ struct EvalCommand: ParsableCommand {
                  = -1/2 sum_j (1 + logvar_j - mean_j^2 - exp(logvar_j))
           loss = bce + kl   (the negative ELBO per image in nats, unweighted by training.kl_weight)
 
+        For a model.reconstruction "mse" model, bce is its own reconstruction term instead, the \
+        squared error S = sum over pixels of (x - sigmoid(l))^2, and loss = S + kl, its training loss.
+
         z = mean + exp(logvar / 2) eps with one eps ~ N(0, I) per image, keyed by (--seed, image \
         index), as in training. With --posterior-mean, z = mean (eps = 0): loss is then \
         deterministic and equals, exactly as another tool can recompute it, the mean over the \
@@ -41,7 +44,10 @@ struct EvalCommand: ParsableCommand {
           nll_iw = mean over images of -(logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K)
 
         with K = --samples draws z_k ~ q(z|x) = N(mean, diag exp(logvar)), log p(x|z) = -BCE \
-        (Bernoulli decoder), p(z) = N(0, I), in float64, K decoder rows per image in batches. \
+        (Bernoulli decoder; for a model.reconstruction "mse" model, whose loss is the squared \
+        error S = sum over pixels of (x - sigmoid(l))^2, the Gaussian decoder N(sigmoid(l), 1/2) \
+        per pixel that S implies: log p(x|z) = -(S + (D/2) log pi), D pixels, so nll_iw is a \
+        negative log DENSITY and sits about (D/2) log pi = 448.7 nats for MNIST above loss), p(z) = N(0, I), in float64, K decoder rows per image in batches. \
         For a CVAE every term is conditioned on y: it estimates -log p(x|y). In expectation it \
         lies between -log p(x) and the negative ELBO, and decreases towards -log p(x) as K grows. \
         --samples 0 skips it (nll_iw is null). iw_samples is K.

@@ -16,7 +16,9 @@ import Glibc
 ///   deterministic. BCE and KL are accumulated in float64 from the float32 logits and heads.
 /// - Importance-weighted NLL with K samples z_k = mean + std eps_k:
 ///   -log p(x) ~= -(logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K), with
-///   log p(x|z) = -BCE (Bernoulli decoder) and q the diagonal Gaussian posterior. For a
+///   log p(x|z) = -BCE (Bernoulli decoder; for reconstruction "mse" the Gaussian decoder
+///   N(sigmoid(logits), 1/2) the squared error implies: -(squared error + (D/2) log pi), a
+///   density, see `gaussianConstant`) and q the diagonal Gaussian posterior. For a
 ///   conditional model every density is conditioned on the label: this estimates -log p(x|y).
 ///   It is a stochastic upper bound of -log p(x) that tightens as K grows (for K = 1 it is the
 ///   sampled negative ELBO).
@@ -92,6 +94,15 @@ public enum Evaluation {
                     model.decode(params, dec, rows: pending, state: state)
                     for o in owners {
                         let targets = enc.encoderInput.base + o.record * a.encoderInputWidth
+                        if a.reconstruction == .mse {
+                            // Gaussian decoder N(sigmoid(l), 1/2): -log p(x|z) = squared error + (D/2) log pi.
+                            for s in 0..<o.rows {
+                                let nll = squaredError64(logits: dec.logits.base + (o.first + s) * dim, targets: targets, count: dim)
+                                    + gaussianConstant(pixels: dim)
+                                logWeights[o.record * k + o.slot + s] -= nll
+                            }
+                            continue
+                        }
                         _ = BinaryCrossEntropy.evaluate(logits: dec.logits.base + o.first * dim, targets: targets, targetStride: 0,
                                                         rows: o.rows, width: dim, gradientScale: nil,
                                                         rowLoss: dec.rowBCE.base + o.first)
@@ -145,6 +156,11 @@ public enum Evaluation {
         }
         return sums
     }
+
+    /// The normalizing constant of the Gaussian decoder an "mse" model implies: its loss
+    /// sum (x - mu)^2 is -log N(x; mu, sigma^2 = 1/2) = (x - mu)^2 + (1/2) log(pi) per pixel,
+    /// minus that constant, so log p(x|z) = -(squared error + (D/2) log pi) (a density).
+    static func gaussianConstant(pixels: Int) -> Double { 0.5 * Double(pixels) * log(Double.pi) }
 
     /// Sum over pixels of (sigmoid(logit) - target)^2 in float64 (reconstruction "mse").
     static func squaredError64(logits: UnsafePointer<Float>, targets: UnsafePointer<Float>, count: Int) -> Double {
