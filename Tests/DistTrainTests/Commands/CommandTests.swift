@@ -587,6 +587,21 @@ struct VariantConfigTests {
         #expect(c.output.dir == "runs/" + v.file.replacingOccurrences(of: ".json", with: ""))
     }
 
+    @Test("iwae-vae.json is Burda et al. 2015's one-stochastic-layer VAE on dynamically binarized MNIST")
+    func iwaeRecipe() throws {
+        let c = try TrainConfig.load(path: Support.root + "/configs/iwae-vae.json")
+        #expect(c.model.conditioning == .none && c.model.latent == 50 && c.model.reconstruction == .bce)
+        #expect(c.model.encoder == [.linear(out: 200), .tanh, .linear(out: 200), .tanh])
+        #expect(c.model.decoder == [.linear(out: 200), .tanh, .linear(out: 200), .tanh, .linear(out: 784)])
+        #expect(c.data.binarize == .dynamic)
+        // Their Adam: beta1 0.9, beta2 0.999, eps 1e-4, lr from 1e-3 down to 1e-4.
+        #expect(c.optimizer.beta1 == 0.9 && c.optimizer.beta2 == 0.999 && c.optimizer.eps == 1e-4)
+        #expect(c.optimizer.lr == 1e-3 && c.optimizer.minLR == 1e-4 && c.optimizer.schedule == .cosine)
+        #expect(c.training.klWeight == 1 && c.output.dir == "runs/iwae-vae")
+        let model = VAE(c.architecture(inputDim: 784))
+        #expect(model.trainableCount == 425_284, "784-200-200-50 encoder heads and 50-200-200-784 decoder")
+    }
+
     @Test("every config in configs/ loads and trains 3 steps on the small data", arguments: try! FileManager.default
             .contentsOfDirectory(atPath: Support.root + "/configs").filter { $0.hasSuffix(".json") }.sorted())
     func trains(_ file: String) throws {
