@@ -33,8 +33,8 @@ MNIST (data/mnist/t10k-*-ubyte.gz), in float32:
     loss = mean over images of [ sum over pixels of recon(decoder([mean | one-hot]), x)
                                  + kl_weight * KL(N(mean, exp(logvar)) || N(0, I)) ]
 
-with x = pixels / 255 and recon BCE-with-logits (reconstruction "bce", the MLP form's only
-one) or (sigmoid(logits) - x)^2 (reconstruction "mse"). It prints {"loss": ..., "bce": ...,
+with x = pixels / 255 and recon BCE-with-logits (reconstruction "bce"; the default, and what an
+MLP checkpoint without the key is) or (sigmoid(logits) - x)^2 (reconstruction "mse"). It prints {"loss": ..., "bce": ...,
 "kl": ..., "count": N} (bce, the reconstruction term whichever it is, and kl are per-image
 means). With --compare VALUE it exits 1 if |loss - VALUE| > 1e-4 * |VALUE|.
 """

@@ -14,10 +14,14 @@ struct EvalCommand: ParsableCommand {
         discussion: """
         Prints ONE JSON object on one line of stdout (rank 0 only), with the fields checkpoint \
         (the directory evaluated), latent_kind, test_samples (COUNT), loss, bce, kl, nll_iw, \
-        iw_samples, posterior_mean, world_size and seconds (plus nll, nmi and categories for a \
+        iw_samples, binarize (the test pixels used), posterior_mean, world_size and seconds (plus nll, nmi and categories for a \
         categorical latent, below).
 
-        Over the first COUNT test images (x = pixels / 255, y = the one-hot label), with \
+        Over the first COUNT test images (x = pixels / 255, y = the one-hot label; for a model \
+        trained with data.binarize dynamic or static, or with --binarize, x is instead the one \
+        fixed binarization of the test set that the trainer's test loss also uses: pixel j of \
+        test image i is 1 with probability pixels / 255, drawn once from a key of (i, j) alone, \
+        the same for every model and seed, the usual protocol for dynamically binarized MNIST), with \
         BCE(x, p) = -sum over pixels of [x log p + (1 - x) log(1 - p)], computed from the logits \
         l as max(l, 0) - l x + log(1 + exp(-|l|)), and the encoder's mean and logvar:
 
@@ -25,6 +29,9 @@ struct EvalCommand: ParsableCommand {
           kl   = mean over images of KL(N(mean, exp(logvar)) || N(0, I))
                  = -1/2 sum_j (1 + logvar_j - mean_j^2 - exp(logvar_j))
           loss = bce + kl   (the negative ELBO per image in nats, unweighted by training.kl_weight)
+
+        For a model.reconstruction "mse" model, bce is its own reconstruction term instead, the \
+        squared error S = sum over pixels of (x - sigmoid(l))^2, and loss = S + kl, its training loss.
 
         z = mean + exp(logvar / 2) eps with one eps ~ N(0, I) per image, keyed by (--seed, image \
         index), as in training. With --posterior-mean, z = mean (eps = 0): loss is then \
@@ -37,7 +44,10 @@ struct EvalCommand: ParsableCommand {
           nll_iw = mean over images of -(logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K)
 
         with K = --samples draws z_k ~ q(z|x) = N(mean, diag exp(logvar)), log p(x|z) = -BCE \
-        (Bernoulli decoder), p(z) = N(0, I), in float64, K decoder rows per image in batches. \
+        (Bernoulli decoder; for a model.reconstruction "mse" model, whose loss is the squared \
+        error S = sum over pixels of (x - sigmoid(l))^2, the Gaussian decoder N(sigmoid(l), 1/2) \
+        per pixel that S implies: log p(x|z) = -(S + (D/2) log pi), D pixels, so nll_iw is a \
+        negative log DENSITY and sits about (D/2) log pi = 448.7 nats for MNIST above loss), p(z) = N(0, I), in float64, K decoder rows per image in batches. \
         For a CVAE every term is conditioned on y: it estimates -log p(x|y). In expectation it \
         lies between -log p(x) and the negative ELBO, and decreases towards -log p(x) as K grows. \
         --samples 0 skips it (nll_iw is null). iw_samples is K.
@@ -97,6 +107,11 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Seed of the ELBO noise and of the importance samples.")
     var seed: Int = 0
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Test pixels: none (pixels / 255), or dynamic / static (both: the one fixed Bernoulli binarization of the test set the trainer evaluates on). Default: the checkpoint's data.binarize.",
+        valueName: "none|dynamic|static"))
+    var binarize: String?
+
     @OptionGroup var data: DataOptions
 
     @OptionGroup var blas: ThreadOptions
@@ -105,6 +120,9 @@ struct EvalCommand: ParsableCommand {
         if samples < 0 || samples > 100_000 { throw ValidationError("--samples must be between 0 and 100000, got \(samples)") }
         if let c = count, c < 1 { throw ValidationError("--count must be at least 1, got \(c)") }
         if seed < 0 { throw ValidationError("--seed must be non-negative, got \(seed)") }
+        if let b = binarize, Binarization(rawValue: b) == nil {
+            throw ValidationError("--binarize must be none, dynamic or static, got \"\(b)\"")
+        }
     }
 
     func run() throws {
@@ -141,6 +159,8 @@ struct EvalCommand: ParsableCommand {
             ("--samples", String(samples)), ("--count", count.map(String.init) ?? "all"),
             ("--posterior-mean", String(posteriorMean)), ("--seed", String(seed)),
         ], what: "what to evaluate")
+        let pixels = binarize.flatMap(Binarization.init(rawValue:)) ?? Binarization.ofCheckpoint(trained.metadata)
+        let pixelKey = BernoulliPixels.testKey(pixels)
         let categorical = a.latentKind == .categorical
         let quantized = a.latentKind == .vectorQuantized
         var sums: EvaluationSums
@@ -148,7 +168,8 @@ struct EvalCommand: ParsableCommand {
         var usage: CodebookUsage?
         if quantized {
             // Deterministic: nearest codes, no samples; the code counts are summed over ranks.
-            let mine = QuantizedEvaluation.run(model: trained.model, params: trained.params.base, state: trained.state.base, shard: shard)
+            let mine = QuantizedEvaluation.run(model: trained.model, params: trained.params.base, state: trained.state.base, shard: shard,
+                                               binarize: pixelKey)
             sums = EvaluationSums(values: comm.sum(mine.sums.values))
             usage = CodebookUsage(counts: comm.sum(mine.counts))
         } else if categorical {
@@ -156,7 +177,7 @@ struct EvalCommand: ParsableCommand {
             var lastShown = Clock.now()
             let isWriter = comm.isWriter
             let all = CategoricalEvaluation.run(model: trained.model, params: trained.params.base, state: trained.state.base, shard: shard,
-                                                posteriorMean: posteriorMean) { done, total in
+                                                posteriorMean: posteriorMean, binarize: pixelKey) { done, total in
                 guard isWriter, Clock.now() - lastShown >= 5 else { return }
                 lastShown = Clock.now()
                 AnalysisCLI.note("exact evaluation (\(a.latent) categories): \(done)/\(total) images of rank 0's share")
@@ -165,7 +186,7 @@ struct EvalCommand: ParsableCommand {
             tally = all.tally
         } else {
             let mine = Evaluation.run(model: trained.model, params: trained.params.base, state: trained.state.base, shard: shard, samples: samples,
-                                      posteriorMean: posteriorMean, seed: UInt64(seed))
+                                      posteriorMean: posteriorMean, seed: UInt64(seed), binarize: pixelKey)
             sums = EvaluationSums(values: comm.sum(mine.values))
         }
         guard comm.isWriter else { return }
@@ -186,6 +207,7 @@ struct EvalCommand: ParsableCommand {
             ("kl", .number(sums.kl / n)),
             ("nll_iw", samples > 0 && !categorical && !quantized ? .number(sums.nllIW / n) : .null),
             ("iw_samples", .number(categorical || quantized ? 0 : Double(samples))),
+            ("binarize", .string(pixels.rawValue)),
         ]
         if let usage {
             fields += [("perplexity", .number(usage.perplexity)), ("codes_used", .number(Double(usage.used))),

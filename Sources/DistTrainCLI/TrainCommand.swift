@@ -31,6 +31,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Override optimizer.lr: Adam's learning rate.")
     var lr: Double?
 
+    @Option(name: .long, help: ArgumentHelp("Override data.binarize: none (pixels / 255), dynamic (each training image redrawn as Bernoulli(pixel / 255) pixels every epoch) or static (drawn once). Draws are keyed by (seed, epoch, global sample id, pixel): the same on any number of ranks. Either binarizing mode evaluates the test loss on one fixed binarization of the test set, independent of the seed (the usual protocol for dynamically binarized MNIST); `eval` uses the same one.", valueName: "mode"))
+    var binarize: String?
+
     @Option(name: .long, help: ArgumentHelp("Override optimizer.schedule: constant, cosine, linear, step (with --warmup-*: linear warmup first) or plateau (reduce-on-plateau of the test loss).", valueName: "kind"))
     var schedule: String?
 
@@ -107,6 +110,9 @@ struct TrainCommand: ParsableCommand {
     var poisonGradient: String?
 
     func validate() throws {
+        if let b = binarize, Binarization(rawValue: b) == nil {
+            throw ValidationError("--binarize must be one of \(Binarization.allCases.map(\.rawValue).joined(separator: ", ")), got \(b)")
+        }
         if let s = schedule, LRScheduleKind(rawValue: s) == nil {
             throw ValidationError("--schedule must be one of \(LRScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")), got \(s)")
         }
@@ -145,6 +151,7 @@ struct TrainCommand: ParsableCommand {
         if let v = maxSteps { list.append(ConfigOverride("--max-steps", \.training.maxSteps, v)) }
         if let v = threads { list.append(ConfigOverride("--threads", \.runtime.blasThreads, v)) }
         if let v = checksumEvery { list.append(ConfigOverride("--checksum-every", \.runtime.checksumEvery, v)) }
+        if let v = binarize.flatMap(Binarization.init(rawValue:)) { list.append(ConfigOverride("--binarize", \.data.binarize, v)) }
         if let v = schedule.flatMap(LRScheduleKind.init(rawValue:)) { list.append(ConfigOverride("--schedule", \.optimizer.schedule, v)) }
         if let v = warmupSteps {
             list.append(ConfigOverride("--warmup-steps", \.optimizer.warmupSteps, v))

@@ -31,6 +31,9 @@ public enum ModelMetadata {
         }
         var activation = "relu", slope = 0.0
         if case let .leakyReLU(s) = a.activation { activation = "leaky_relu"; slope = Double(s) }
+        // "reconstruction" only when it is "mse": older checkpoints lack it and are BCE, and a
+        // BCE model's file stays byte for byte what it was before the field was written.
+        let reconstruction: [(String, JSON)] = a.reconstruction == .bce ? [] : [("reconstruction", .string(a.reconstruction.rawValue))]
         return .object([
             ("input_dim", .number(Double(a.inputDim))),
             ("classes", .number(Double(a.classes))),
@@ -43,7 +46,7 @@ public enum ModelMetadata {
             ("latent_kind", .string(a.latentKind.rawValue)),  // [gumbel]
             ("encoder_input", "[pixels/255 | one-hot label] (label only when conditioning is both)"),
             ("decoder_input", "[z | one-hot label] (label unless conditioning is none)"),
-        ])
+        ] + reconstruction)
     }
 
     /// Rebuilds the architecture from a checkpoint's metadata.
@@ -73,10 +76,18 @@ public enum ModelMetadata {
             guard case let .string(s) = k, let parsed = LatentKind(rawValue: s) else { throw CheckpointError.notDisttrain(path: path) }
             latentKind = parsed
         }
-        return VAEArchitecture(inputDim: try int("input_dim"), classes: try int("classes"),
-                               encoderHidden: try ints("encoder_hidden"), decoderHidden: try ints("decoder_hidden"),
-                               latent: try int("latent"), activation: act == "leaky_relu" ? .leakyReLU(slope: slope) : .relu,
-                               conditioning: conditioning, latentKind: latentKind)
+        // Absent in BCE checkpoints (and in every MLP checkpoint written before it was recorded).
+        var reconstruction = Reconstruction.bce
+        if let r = j["reconstruction"] {
+            guard case let .string(s) = r, let parsed = Reconstruction(rawValue: s) else { throw CheckpointError.notDisttrain(path: path) }
+            reconstruction = parsed
+        }
+        var a = VAEArchitecture(inputDim: try int("input_dim"), classes: try int("classes"),
+                                encoderHidden: try ints("encoder_hidden"), decoderHidden: try ints("decoder_hidden"),
+                                latent: try int("latent"), activation: act == "leaky_relu" ? .leakyReLU(slope: slope) : .relu,
+                                conditioning: conditioning, latentKind: latentKind)
+        a.reconstruction = reconstruction
+        return a
     }
 
     /// A layer-stack model's architecture; every problem is the checkpoint's, named.

@@ -42,13 +42,19 @@ public struct DatasetShard: Sendable {
                             inputDim: img.rows * img.cols, rows: img.rows, cols: img.cols, totalCount: total)
     }
 
-    /// Copies sample `local` into row `row` of the workspace: pixels / 255, the one-hot label, its id.
+    /// Copies sample `local` into row `row` of the workspace: pixels / 255 (or, with a
+    /// `binarize` key, their Bernoulli draws: see `BernoulliPixels`), the one-hot label, its id.
     @inline(__always)
-    public func fill(_ ws: VAEWorkspace, row: Int, local: Int, architecture a: VAEArchitecture) {
+    public func fill(_ ws: VAEWorkspace, row: Int, local: Int, architecture a: VAEArchitecture, binarize: UInt64? = nil) {
         let dst = ws.encoderInput.base + row * a.encoderInputWidth
         pixels.withUnsafeBufferPointer { src in
             let s = src.baseAddress! + local * inputDim
-            for j in 0..<inputDim { dst[j] = Float(s[j]) / 255 }  // divide, as torchvision's ToTensor does
+            if let key = binarize {
+                let rowKey = BernoulliPixels.rowKey(key, id: firstIndex + local)
+                for j in 0..<inputDim { dst[j] = BernoulliPixels.draw(intensity: s[j], rowKey: rowKey, pixel: j) }
+            } else {
+                for j in 0..<inputDim { dst[j] = Float(s[j]) / 255 }  // divide, as torchvision's ToTensor does
+            }
         }
         ws.ids[row] = Int32(firstIndex + local)
         ws.setLabel(row: row, label: Int(labels[local]), architecture: a)

@@ -35,7 +35,7 @@ public struct CategoricalEvaluation: Equatable, Sendable {
     /// `CategoricalBudget`); `progress` hears (records done, records to do) after each batch.
     public static func run(model: VAE, params: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>? = nil,
                            shard: DatasetShard, posteriorMean: Bool,
-                           batch: Int = 250, decodeBatch: Int = 1000, limit: Int? = nil,
+                           batch: Int = 250, decodeBatch: Int = 1000, limit: Int? = nil, binarize: UInt64? = nil,
                            progress: ((Int, Int) -> Void)? = nil) -> CategoricalEvaluation {
         let a = model.architecture
         precondition(a.latentKind == .categorical, "CategoricalEvaluation needs a categorical latent")
@@ -52,7 +52,7 @@ public struct CategoricalEvaluation: Equatable, Sendable {
         var start = 0
         while start < total {
             let rows = min(enc.capacity, total - start)
-            for r in 0..<rows { shard.fill(enc, row: r, local: start + r, architecture: a) }
+            for r in 0..<rows { shard.fill(enc, row: r, local: start + r, architecture: a, binarize: binarize) }
             model.encode(params, enc, rows: rows, state: state)
 
             // BCE_c of every (record, category) pair, perPass records per decoder pass.

@@ -16,7 +16,9 @@ import Glibc
 ///   deterministic. BCE and KL are accumulated in float64 from the float32 logits and heads.
 /// - Importance-weighted NLL with K samples z_k = mean + std eps_k:
 ///   -log p(x) ~= -(logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K), with
-///   log p(x|z) = -BCE (Bernoulli decoder) and q the diagonal Gaussian posterior. For a
+///   log p(x|z) = -BCE (Bernoulli decoder; for reconstruction "mse" the Gaussian decoder
+///   N(sigmoid(logits), 1/2) the squared error implies: -(squared error + (D/2) log pi), a
+///   density, see `gaussianConstant`) and q the diagonal Gaussian posterior. For a
 ///   conditional model every density is conditioned on the label: this estimates -log p(x|y).
 ///   It is a stochastic upper bound of -log p(x) that tightens as K grows (for K = 1 it is the
 ///   sampled negative ELBO).
@@ -26,11 +28,12 @@ public enum Evaluation {
     /// is evaluated exactly instead (`CategoricalEvaluation.run`; `samples` and `seed` unused).
     public static func run(model: VAE, params: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>? = nil,
                            shard: DatasetShard, samples: Int,
-                           posteriorMean: Bool, seed: UInt64, batch: Int = 250, decodeBatch: Int = 1000) -> EvaluationSums {
+                           posteriorMean: Bool, seed: UInt64, batch: Int = 250, decodeBatch: Int = 1000,
+                           binarize: UInt64? = nil) -> EvaluationSums {
         let a = model.architecture
         if a.latentKind == .categorical {
             return CategoricalEvaluation.run(model: model, params: params, state: state, shard: shard, posteriorMean: posteriorMean,
-                                             batch: batch, decodeBatch: decodeBatch).sums
+                                             batch: batch, decodeBatch: decodeBatch, binarize: binarize).sums
         }
         if a.latentKind == .vectorQuantized {
             return QuantizedEvaluation.run(model: model, params: params, state: state, shard: shard, batch: batch).sums
@@ -52,7 +55,7 @@ public enum Evaluation {
         var start = 0
         while start < shard.count {
             let rows = min(enc.capacity, shard.count - start)
-            for r in 0..<rows { shard.fill(enc, row: r, local: start + r, architecture: a) }
+            for r in 0..<rows { shard.fill(enc, row: r, local: start + r, architecture: a, binarize: binarize) }
             model.encode(params, enc, rows: rows, state: state)
 
             // Negative ELBO: z into the decoder input (labels are already there), KL in float64.
@@ -91,6 +94,15 @@ public enum Evaluation {
                     model.decode(params, dec, rows: pending, state: state)
                     for o in owners {
                         let targets = enc.encoderInput.base + o.record * a.encoderInputWidth
+                        if a.reconstruction == .mse {
+                            // Gaussian decoder N(sigmoid(l), 1/2): -log p(x|z) = squared error + (D/2) log pi.
+                            for s in 0..<o.rows {
+                                let nll = squaredError64(logits: dec.logits.base + (o.first + s) * dim, targets: targets, count: dim)
+                                    + gaussianConstant(pixels: dim)
+                                logWeights[o.record * k + o.slot + s] -= nll
+                            }
+                            continue
+                        }
                         _ = BinaryCrossEntropy.evaluate(logits: dec.logits.base + o.first * dim, targets: targets, targetStride: 0,
                                                         rows: o.rows, width: dim, gradientScale: nil,
                                                         rowLoss: dec.rowBCE.base + o.first)
@@ -145,9 +157,11 @@ public enum Evaluation {
         return sums
     }
 
-    /// BCE of sigmoid(logits) against targets summed over `count` pixels, in float64:
-    /// max(l, 0) - l x + log(1 + e^-|l|) per pixel.
-    @inline(__always)
+    /// The normalizing constant of the Gaussian decoder an "mse" model implies: its loss
+    /// sum (x - mu)^2 is -log N(x; mu, sigma^2 = 1/2) = (x - mu)^2 + (1/2) log(pi) per pixel,
+    /// minus that constant, so log p(x|z) = -(squared error + (D/2) log pi) (a density).
+    static func gaussianConstant(pixels: Int) -> Double { 0.5 * Double(pixels) * log(Double.pi) }
+
     /// Sum over pixels of (sigmoid(logit) - target)^2 in float64 (reconstruction "mse").
     static func squaredError64(logits: UnsafePointer<Float>, targets: UnsafePointer<Float>, count: Int) -> Double {
         var total = 0.0
@@ -158,6 +172,8 @@ public enum Evaluation {
         return total
     }
 
+    /// BCE of sigmoid(logits) against targets summed over `count` pixels, in float64:
+    /// max(l, 0) - l x + log(1 + e^-|l|) per pixel.
     static func bce64(logits: UnsafePointer<Float>, targets: UnsafePointer<Float>, count: Int) -> Double {
         var total = 0.0
         for p in 0..<count {

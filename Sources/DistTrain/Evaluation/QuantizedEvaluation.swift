@@ -10,7 +10,7 @@ public struct QuantizedEvaluation {
 
     /// Evaluates every record of `shard` in batches of `batch`.
     public static func run(model: VAE, params: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>?,
-                           shard: DatasetShard, batch: Int = 250) -> QuantizedEvaluation {
+                           shard: DatasetShard, batch: Int = 250, binarize: UInt64? = nil) -> QuantizedEvaluation {
         let a = model.architecture
         precondition(a.latentKind == .vectorQuantized, "QuantizedEvaluation needs a vector-quantized latent")
         let ws = VAEWorkspace(model: model, capacity: max(1, min(batch, shard.count)))
@@ -19,7 +19,7 @@ public struct QuantizedEvaluation {
         var start = 0
         while start < shard.count {
             let rows = min(ws.capacity, shard.count - start)
-            for r in 0..<rows { shard.fill(ws, row: r, local: start + r, architecture: a) }
+            for r in 0..<rows { shard.fill(ws, row: r, local: start + r, architecture: a, binarize: binarize) }
             model.encode(params, ws, rows: rows, state: state)
             result.sums.kl += model.quantize(params, ws, rows: rows, counts: ws.codeCounts, state: state)
             model.decode(params, ws, rows: rows, state: state)

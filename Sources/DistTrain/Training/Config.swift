@@ -61,6 +61,8 @@ public struct TrainConfig: Equatable, Sendable {
         public var trainLabels = "data/mnist/train-labels-idx1-ubyte.gz"
         public var testImages = "data/mnist/t10k-images-idx3-ubyte.gz"
         public var testLabels = "data/mnist/t10k-labels-idx1-ubyte.gz"
+        /// Pixels as intensities, or Bernoulli draws redrawn every epoch / drawn once (`Binarization`).
+        public var binarize: Binarization = .none
         public init() {}
     }
 

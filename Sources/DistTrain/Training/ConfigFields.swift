@@ -256,6 +256,8 @@ extension TrainConfig {
         .string("data", "train_labels", \.data.trainLabels, doc: "training labels: IDX file, gzip or raw"),
         .string("data", "test_images", \.data.testImages, doc: "test images, for the test loss"),
         .string("data", "test_labels", \.data.testLabels, doc: "test labels"),
+        .choice("data", "binarize", \.data.binarize,
+                doc: "`\"none\"`: pixels / 255; `\"dynamic\"`: every training image redrawn as Bernoulli(pixel) pixels each epoch; `\"static\"`: drawn once (epoch 0's draws); draws keyed by (seed, epoch, global sample id, pixel), so the same on any number of ranks. Either mode evaluates on one fixed binarization of the test set (independent of the seed)"),
 
         .number("optimizer", "lr", \.optimizer.lr, min: 0, exclusiveMin: true, doc: "Adam learning rate"),
         .number("optimizer", "beta1", \.optimizer.beta1, min: 0, max: 1, exclusiveMax: true, doc: "Adam's first-moment decay"),

@@ -300,8 +300,10 @@ public final class Trainer {
         // Dropout masks are keyed by (seed, step, sample id, layer, element): no rank or slot in them.
         workspace.seed = seed
         workspace.step = state.globalStep
+        // Bernoulli pixels (data.binarize) are keyed by (seed, epoch, global sample id, pixel).
+        let pixelKey = BernoulliPixels.trainKey(config.data.binarize, seed: seed, epoch: state.epoch)
         order.withUnsafeBufferPointer { o in
-            for r in 0..<rows { train.fill(workspace, row: r, local: Int(o[first + r]), architecture: a) }
+            for r in 0..<rows { train.fill(workspace, row: r, local: Int(o[first + r]), architecture: a, binarize: pixelKey) }
         }
         let key = GaussianNoise.key(seed: seed, stream: NoiseStream.train, counter: UInt64(state.globalStep))
         GaussianNoise.fill(workspace.eps.base, rows: rows, dim: a.latent, ids: workspace.ids, key: key)
@@ -381,7 +383,7 @@ public final class Trainer {
             var lastShown = Clock.now()
             let log = self.log, isWriter = comm.isWriter
             let exact = CategoricalEvaluation.run(model: model, params: params.base, state: modelState.base, shard: test, posteriorMean: false,
-                                                  limit: limit) { done, total in
+                                                  limit: limit, binarize: BernoulliPixels.testKey(config.data.binarize)) { done, total in
                 guard isWriter, Clock.now() - lastShown >= 5 else { return }
                 lastShown = Clock.now()
                 log.info("exact test evaluation (\(a.latent) categories): \(done)/\(total) images of rank 0's share")
@@ -393,9 +395,10 @@ public final class Trainer {
         var total = BatchLoss()
         var start = 0
         let key = GaussianNoise.key(seed: seed, stream: NoiseStream.test, counter: UInt64(state.epoch))
+        let pixelKey = BernoulliPixels.testKey(config.data.binarize)
         while start < test.count {
             let rows = min(workspace.capacity, test.count - start)
-            for r in 0..<rows { test.fill(workspace, row: r, local: start + r, architecture: a) }
+            for r in 0..<rows { test.fill(workspace, row: r, local: start + r, architecture: a, binarize: pixelKey) }
             GaussianNoise.fill(workspace.eps.base, rows: rows, dim: a.latent, ids: workspace.ids, key: key)
             total += model.loss(params.base, workspace, rows: rows, state: modelState.base)
             start += rows

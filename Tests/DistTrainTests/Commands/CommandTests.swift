@@ -50,6 +50,8 @@ enum CommandFixtures {
     static let cvae2d = train("cvae2d") { $0.model.latent = 2 }
     /// Unconditional VAE with a 2-D latent space.
     static let vae2d = train("vae2d") { $0.model.latent = 2; $0.model.conditioning = .none }
+    /// CVAE trained with the squared-error reconstruction (model.reconstruction "mse").
+    static let mse = train("mse") { $0.model.reconstruction = .mse }
 
     /// The newest checkpoint directory of a fixture run.
     static func checkpoint(_ run: Result<String, any Error>) throws -> String {
@@ -390,6 +392,69 @@ struct CommandTests {
         #expect(try CommandCLI.number(sampled, "bce") != CommandCLI.number(a, "bce"))
     }
 
+    @Test("eval on an MSE model: bce is its squared error (the model's own forward pass), loss its training loss")
+    func evalMSE() throws {
+        let ckpt = try CommandFixtures.checkpoint(CommandFixtures.mse)
+        let j = try CommandCLI.json(CommandCLI.ok(["eval", "--checkpoint", ckpt, "--count", "120", "--samples", "20",
+                                                   "--posterior-mean", "--data-dir", data]))
+        let trained = try TrainedModel(checkpoint: ckpt)
+        #expect(trained.architecture.reconstruction == .mse)
+        let shard = try MNISTFiles(dir: data).test(classes: 10) { _ in 0..<120 }
+        let ws = VAEWorkspace(architecture: trained.architecture, capacity: 120)
+        for r in 0..<120 { shard.fill(ws, row: r, local: r, architecture: trained.architecture) }
+        ws.eps.zero()
+        let l = trained.model.loss(trained.params.base, ws, rows: 120)
+        let bce = try CommandCLI.number(j, "bce"), kl = try CommandCLI.number(j, "kl"), loss = try CommandCLI.number(j, "loss")
+        #expect(abs(bce - l.bce / 120) < 1e-4 * bce, "eval bce \(bce) vs the model's squared error \(l.bce / 120)")
+        #expect(abs(kl - l.kl / 120) < 1e-4 * max(kl, 1))
+        #expect(abs(loss - (bce + kl)) < 1e-9 * loss)
+        // A squared error of [0, 1] values over 784 pixels is far below any BCE of MNIST.
+        #expect(bce > 0 && bce < 100, "bce \(bce) is not a squared error")
+        // nll_iw: a Gaussian density, (D/2) log pi above the squared error's scale; a K-sample bound.
+        let nll = try CommandCLI.number(j, "nll_iw"), constant = 392 * log(Double.pi)
+        #expect(nll < loss + constant + 5 && nll > loss + constant - 100, "nll_iw \(nll), loss \(loss)")
+        #expect(j["binarize"] == .string("none"))
+    }
+
+    @Test("nll_iw of an MSE model uses the Gaussian decoder N(sigmoid(l), 1/2): K = 1 recomputed by hand")
+    func mseLikelihood() throws {
+        let trained = try TrainedModel(checkpoint: CommandFixtures.checkpoint(CommandFixtures.mse))
+        let a = trained.architecture, p = trained.params.base
+        let n = 6, seed: UInt64 = 4
+        let shard = try MNISTFiles(dir: data).test(classes: 10) { _ in 0..<n }
+        let sums = Evaluation.run(model: trained.model, params: p, shard: shard, samples: 1, posteriorMean: false, seed: seed)
+        // By hand: z = mean + std eps (eps of the importance stream, sample 0), then
+        // -log w = S + (D/2) log pi + |z|^2 / 2 - |eps|^2 / 2 - sum logvar / 2.
+        let ws = VAEWorkspace(architecture: a, capacity: n)
+        for r in 0..<n { shard.fill(ws, row: r, local: r, architecture: a) }
+        trained.model.encode(p, ws, rows: n)
+        var expected = 0.0
+        var zero: Int32 = 0
+        var eps = [Float](repeating: 0, count: a.latent)
+        for r in 0..<n {
+            let key = GaussianNoise.key(seed: seed, stream: AnalysisNoise.importance, counter: UInt64(r))
+            GaussianNoise.fill(&eps, rows: 1, dim: a.latent, ids: &zero, key: key)
+            var logPrior = 0.0
+            for j in 0..<a.latent {
+                let mean = ws.heads.base[r * 2 * a.latent + j], logvar = ws.heads.base[r * 2 * a.latent + a.latent + j]
+                let z = mean + expf(logvar).squareRoot() * eps[j]
+                ws.decoderInput.base[r * a.decoderInputWidth + j] = z
+                logPrior += -0.5 * Double(z) * Double(z) + 0.5 * (Double(eps[j]) * Double(eps[j]) + Double(logvar))
+            }
+            expected -= logPrior
+        }
+        trained.model.decode(p, ws, rows: n)
+        for r in 0..<n {
+            for j in 0..<a.inputDim {
+                let mu = 1 / (1 + exp(-Double(ws.logits.base[r * a.inputDim + j])))
+                let d = mu - Double(ws.encoderInput.base[r * a.encoderInputWidth + j])
+                expected += d * d
+            }
+            expected += 0.5 * Double(a.inputDim) * log(Double.pi)
+        }
+        #expect(abs(sums.nllIW - expected) < 1e-4 * abs(expected), "nll_iw sum \(sums.nllIW), by hand \(expected)")
+    }
+
     @Test("in-process evaluation: sums do not depend on how the records are split")
     func evaluationSplit() throws {
         let trained = try TrainedModel(checkpoint: CommandFixtures.checkpoint(CommandFixtures.cvae))
@@ -520,6 +585,21 @@ struct VariantConfigTests {
         #expect(c.training.klWeight == v.klWeight && c.training.globalBatch == v.batch)
         if let e = v.epochs { #expect(c.training.epochs == e) }
         #expect(c.output.dir == "runs/" + v.file.replacingOccurrences(of: ".json", with: ""))
+    }
+
+    @Test("iwae-vae.json is Burda et al. 2015's one-stochastic-layer VAE on dynamically binarized MNIST")
+    func iwaeRecipe() throws {
+        let c = try TrainConfig.load(path: Support.root + "/configs/iwae-vae.json")
+        #expect(c.model.conditioning == .none && c.model.latent == 50 && c.model.reconstruction == .bce)
+        #expect(c.model.encoder == [.linear(out: 200), .tanh, .linear(out: 200), .tanh])
+        #expect(c.model.decoder == [.linear(out: 200), .tanh, .linear(out: 200), .tanh, .linear(out: 784)])
+        #expect(c.data.binarize == .dynamic)
+        // Their Adam: beta1 0.9, beta2 0.999, eps 1e-4, lr from 1e-3 down to 1e-4.
+        #expect(c.optimizer.beta1 == 0.9 && c.optimizer.beta2 == 0.999 && c.optimizer.eps == 1e-4)
+        #expect(c.optimizer.lr == 1e-3 && c.optimizer.minLR == 1e-4 && c.optimizer.schedule == .cosine)
+        #expect(c.training.klWeight == 1 && c.output.dir == "runs/iwae-vae")
+        let model = VAE(c.architecture(inputDim: 784))
+        #expect(model.trainableCount == 425_284, "784-200-200-50 encoder heads and 50-200-200-784 decoder")
     }
 
     @Test("every config in configs/ loads and trains 3 steps on the small data", arguments: try! FileManager.default

@@ -32,6 +32,14 @@ struct MPITests {
         return g
     }
 
+    @Test("data.binarize: every rank's share of the Bernoulli pixels adds up to the one-process draws")
+    func binarizedShares() throws {
+        let key = try #require(BernoulliPixels.trainKey(.dynamic, seed: 2, epoch: 3))
+        let (sum, reference) = try BinarizationTests.shareAddsUp(comm: comm, count: 53, key: key)
+        #expect(sum == reference, "world \(comm.size), rank \(comm.rank): the shares differ from one process's draws")
+        #expect(reference.contains(1) && reference.contains(0))
+    }
+
     @Test("allreduced gradient of a batch split over the ranks equals the one-process gradient")
     func gradientSplitEquivalence() throws {
         let batch = 64

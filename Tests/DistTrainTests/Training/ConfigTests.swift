@@ -97,7 +97,8 @@ struct ConfigTests {
         "train_images": "data/mnist/train-images-idx3-ubyte.gz",
         "train_labels": "data/mnist/train-labels-idx1-ubyte.gz",
         "test_images": "data/mnist/t10k-images-idx3-ubyte.gz",
-        "test_labels": "data/mnist/t10k-labels-idx1-ubyte.gz"
+        "test_labels": "data/mnist/t10k-labels-idx1-ubyte.gz",
+        "binarize": "none"
       },
       "optimizer": {
         "lr": 0.001,
