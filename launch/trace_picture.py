@@ -5,7 +5,7 @@ One band per rank: its step phases on the upper lane, its gradient buckets' allr
 lower lane (they overlap backward), each phase in its own colour, a millisecond axis below and
 a legend. For the README's picture of a step trace where Perfetto's UI is not reachable.
 
-    /opt/torch-venv/bin/python launch/trace_picture.py TRACE.json OUT.png [--width 1400] [--steps A-B]
+    /opt/torch-venv/bin/python launch/trace_picture.py TRACE.json OUT.png [--width 1400] [--steps A-B] [--steps-only]
 
 Needs pillow only. Exits 1 with one line on a file that is not a disttrain trace.
 """
@@ -33,7 +33,10 @@ def phase_of(name):
     return "bucket allreduce" if name.startswith("bucket ") else name
 
 
-def load(path, steps):
+EPOCH_END = ("evaluation", "checkpoint write")
+
+
+def load(path, steps, steps_only=False):
     try:
         with open(path) as f:
             doc = json.load(f)
@@ -52,6 +55,8 @@ def load(path, steps):
             step = e.get("args", {}).get("step")
             if steps and step is not None and not (steps[0] <= step <= steps[1]):
                 continue
+            if steps_only and phase_of(e["name"]) in EPOCH_END:
+                continue
             spans.append((e["pid"], e.get("tid", 0), phase_of(e["name"]), float(e["ts"]), float(e["dur"])))
     if not spans:
         sys.exit(f"trace_picture: {path} has no complete ('X') events{' in the chosen steps' if steps else ''}")
@@ -64,6 +69,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--width", type=int, default=1400)
     ap.add_argument("--steps", help="only steps A-B (the events' args.step)")
+    ap.add_argument("--steps-only", action="store_true", help="leave out the epoch end (evaluation, checkpoint write)")
     a = ap.parse_args()
     steps = None
     if a.steps:
@@ -72,7 +78,7 @@ def main():
             steps = (lo, hi)
         except ValueError:
             sys.exit(f"trace_picture: --steps wants A-B, got {a.steps!r}")
-    names, spans = load(a.trace, steps)
+    names, spans = load(a.trace, steps, a.steps_only)
     ranks = sorted({s[0] for s in spans})
     t0 = min(s[3] for s in spans)
     t1 = max(s[3] + s[4] for s in spans)
