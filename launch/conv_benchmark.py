@@ -60,10 +60,35 @@ def stack_config(path):
     return model, recipe
 
 
+def loss_module(vae, beta, mse):
+    """The training objective as one module (so DDP sees one call): reparameterized
+    z = mean + exp(logvar / 2) eps, loss = mean over the batch of [sum over pixels of recon +
+    beta KL]. Also time_to_quality.py's step and test loss."""
+    import torch
+    import torch.nn.functional as F
+
+    class Step(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.vae = vae
+
+        def forward(self, x, y):
+            mean, logvar = self.vae.encode(x, y)
+            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+            logits = self.vae.decode(z, y)
+            if mse:
+                recon = (torch.sigmoid(logits) - x).square().sum(dim=1)
+            else:
+                recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
+            kl = (-0.5 * (1 + logvar - mean * mean - logvar.exp())).sum(dim=1)
+            return (recon + beta * kl).mean()
+
+    return Step()
+
+
 def train(rank, world, args, result_path):
     import numpy as np
     import torch
-    import torch.nn.functional as F
     sys.path.insert(0, os.path.join(REPO, "examples"))
     from load_in_pytorch import DisttrainStackVAE
 
@@ -87,26 +112,7 @@ def train(rank, world, args, result_path):
     y_all = torch.from_numpy(labels.astype(np.int64))
     batch = recipe["global_batch"] // world
     rng = np.random.default_rng(rank)
-    beta = recipe["kl_weight"]
-    mse = arch["reconstruction"] == "mse"
-
-    class Step(torch.nn.Module):  # the whole forward in one module, so DDP sees one call
-        def __init__(self, vae):
-            super().__init__()
-            self.vae = vae
-
-        def forward(self, x, y):
-            mean, logvar = self.vae.encode(x, y)
-            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-            logits = self.vae.decode(z, y)
-            if mse:
-                recon = (torch.sigmoid(logits) - x).square().sum(dim=1)
-            else:
-                recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
-            kl = (-0.5 * (1 + logvar - mean * mean - logvar.exp())).sum(dim=1)
-            return (recon + beta * kl).mean()
-
-    step_net = Step(model)
+    step_net = loss_module(model, recipe["kl_weight"], arch["reconstruction"] == "mse")
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
         step_net = DistributedDataParallel(step_net)

@@ -5,13 +5,47 @@ public enum BinaryCrossEntropy {
     /// Per-row BCE sums; when `gradientScale` is given, logits are overwritten in place by
     /// gradientScale * (sigmoid(l) - x), fusing loss and gradient into one pass.
     /// `targets` rows are `targetStride` floats apart (the encoder input holds the pixels).
-    @inline(__always)
+    /// With `rowLoss`, rows are split over the WorkerPool and the total is summed from
+    /// `rowLoss` in row order afterwards: the same float64 sum as the single-threaded loop.
     public static func evaluate(logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Float>, targetStride: Int,
                                 rows: Int, width: Int, gradientScale: Float?, rowLoss: UnsafeMutablePointer<Float>?) -> Double {
+        guard let rowLoss else {
+            return evaluateRows(0..<rows, logits: logits, targets: targets, targetStride: targetStride, width: width,
+                                gradientScale: gradientScale, rowLoss: nil)
+        }
+        var pass = LossPass(logits: logits, targets: targets, targetStride: targetStride, rows: rows, width: width,
+                            gradientScale: gradientScale, rowLoss: rowLoss)
+        WorkerPool.shared.run(chunks: WorkerPool.chunks(count: rows, size: Activation.rowsPerChunk(width: width)), &pass) { raw, chunk in
+            let p = raw.assumingMemoryBound(to: LossPass.self).pointee
+            _ = BinaryCrossEntropy.evaluateRows(WorkerPool.range(chunk, count: p.rows, size: Activation.rowsPerChunk(width: p.width)),
+                                logits: p.logits, targets: p.targets, targetStride: p.targetStride, width: p.width,
+                                gradientScale: p.gradientScale, rowLoss: p.rowLoss)
+        }
+        var total = 0.0
+        for r in 0..<rows { total += Double(rowLoss[r]) }
+        return total
+    }
+
+    /// The arguments of `evaluate`'s row chunks (BCE and squared error), for the WorkerPool.
+    struct LossPass {
+        var logits: UnsafeMutablePointer<Float>
+        var targets: UnsafePointer<Float>
+        var targetStride: Int
+        var rows: Int
+        var width: Int
+        var gradientScale: Float?
+        var rowLoss: UnsafeMutablePointer<Float>
+    }
+
+    /// The rows `range` of `evaluate`, on the calling thread; returns their float64 sum.
+    @inline(__always)
+    static func evaluateRows(_ range: Range<Int>, logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Float>,
+                             targetStride: Int, width: Int, gradientScale: Float?,
+                             rowLoss: UnsafeMutablePointer<Float>?) -> Double {
         typealias V = FastMath.V
         var total = 0.0
         let vectorWidth = width / 8 * 8
-        for r in 0..<rows {
+        for r in range {
             let l = logits + r * width
             let x = targets + r * targetStride
             var acc = V(repeating: 0)

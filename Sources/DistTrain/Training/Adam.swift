@@ -35,9 +35,37 @@ public final class Adam {
         let c2 = 1 - pow(Double(beta2), Double(step))
         let stepSize = Float(Double(lr) / c1)
         let rootC2 = Float(c2.squareRoot())
-        let b1 = beta1, b2 = beta2, e = eps
         let decay: Float = 1 - lr * weightDecay
-        let mp = m.base, vp = v.base
+        // Chunks of a fixed multiple of 8 over the WorkerPool: every element sees the same
+        // operations as in one loop (the vector body, and the scalar tail only at the very end).
+        var pass = UpdatePass(params: params, grads: grads, m: m.base, v: v.base, count: count, b1: beta1, b2: beta2, e: eps,
+                              stepSize: stepSize, rootC2: rootC2, decay: decay)
+        WorkerPool.shared.run(chunks: WorkerPool.chunks(count: count, size: Adam.chunkSize), &pass) { raw, chunk in
+            let p = raw.assumingMemoryBound(to: UpdatePass.self).pointee
+            let r = WorkerPool.range(chunk, count: p.count, size: Adam.chunkSize)
+            Adam.update(p.params + r.lowerBound, p.grads + r.lowerBound, p.m + r.lowerBound, p.v + r.lowerBound,
+                        count: r.count, b1: p.b1, b2: p.b2, e: p.e, stepSize: p.stepSize, rootC2: p.rootC2, decay: p.decay)
+        }
+    }
+
+    /// One update's arguments, for the WorkerPool.
+    struct UpdatePass {
+        var params: UnsafeMutablePointer<Float>
+        var grads: UnsafePointer<Float>
+        var m: UnsafeMutablePointer<Float>
+        var v: UnsafeMutablePointer<Float>
+        var count: Int
+        var b1, b2, e, stepSize, rootC2, decay: Float
+    }
+
+    /// Floats per WorkerPool chunk of the update (a multiple of 8).
+    static let chunkSize = 32_768
+
+    /// The update of `count` consecutive elements, on the calling thread.
+    @inline(__always)
+    static func update(_ params: UnsafeMutablePointer<Float>, _ grads: UnsafePointer<Float>, _ mp: UnsafeMutablePointer<Float>,
+                       _ vp: UnsafeMutablePointer<Float>, count: Int, b1: Float, b2: Float, e: Float,
+                       stepSize: Float, rootC2: Float, decay: Float) {
         // Eight lanes at a time with explicit SIMD: the compiler does not vectorize the scalar
         // form (it cannot rule out aliasing between the four buffers). dt_sqrt8 is one vector
         // instruction; SIMD8.squareRoot() would be eight scalar sqrtf calls.

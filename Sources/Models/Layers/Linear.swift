@@ -81,10 +81,13 @@ public final class Linear: Layer {
     @inline(__always)
     public func forward(_ params: UnsafePointer<Float>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int) {
         forwardNoBias(params, x: x, y: y, rows: rows)
-        let b = params + biasOffset
-        for r in 0..<rows {
-            let row = y + r * outFeatures
-            for j in 0..<outFeatures { row[j] += b[j] }
+        var pass = Activation.RowPass(y: y, bias: params + biasOffset, rows: rows, width: outFeatures, slope: 1)
+        WorkerPool.shared.run(chunks: WorkerPool.chunks(count: rows, size: pass.rowsPerChunk), &pass) { raw, chunk in
+            let p = raw.assumingMemoryBound(to: Activation.RowPass.self).pointee
+            for r in WorkerPool.range(chunk, count: p.rows, size: p.rowsPerChunk) {
+                let row = p.y + r * p.width
+                for j in 0..<p.width { row[j] += p.bias[j] }
+            }
         }
     }
 
@@ -101,12 +104,18 @@ public final class Linear: Layer {
                         1, dy, Int32(outFeatures), x, Int32(inFeatures),
                         accumulate ? 1 : 0, grads + weightOffset, Int32(inFeatures))
         }
-        // db (+)= column sums of dy; row by row so the inner loop vectorizes.
+        // db (+)= column sums of dy; row by row so the inner loop vectorizes. The WorkerPool
+        // splits the columns, so every column is still summed over the rows in order.
         let db = grads + biasOffset
         if !accumulate { db.update(repeating: 0, count: outFeatures) }
-        for r in 0..<rows {
-            let row = dy + r * outFeatures
-            for j in 0..<outFeatures { db[j] += row[j] }
+        var pass = BiasGradientPass(db: db, dy: dy, rows: rows, width: outFeatures)
+        WorkerPool.shared.run(chunks: WorkerPool.chunks(count: outFeatures, size: Linear.biasColumnsPerChunk), &pass) { raw, chunk in
+            let p = raw.assumingMemoryBound(to: BiasGradientPass.self).pointee
+            let columns = WorkerPool.range(chunk, count: p.width, size: Linear.biasColumnsPerChunk)
+            for r in 0..<p.rows {
+                let row = p.dy + r * p.width
+                for j in columns { p.db[j] += row[j] }
+            }
         }
         if let dx {
             BLASAllocations.counting {
@@ -117,6 +126,16 @@ public final class Linear: Layer {
             }
         }
     }
+
+    struct BiasGradientPass {
+        var db: UnsafeMutablePointer<Float>
+        var dy: UnsafePointer<Float>
+        var rows: Int
+        var width: Int
+    }
+
+    /// Bias-gradient columns per WorkerPool chunk (a multiple of 8 so each chunk vectorizes).
+    static let biasColumnsPerChunk = 128
 
     /// Multiply-adds of one forward pass per row (backward costs twice this).
     public var flopsPerRow: Int { 2 * inFeatures * outFeatures }

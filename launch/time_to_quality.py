@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""PyTorch side of launch/time-to-quality, and its report.
+
+  time_to_quality.py torch CONFIG --threads T [--ranks R] --launched UNIX_TIME --max-epochs E
+                     --targets "100 95" [--batch-size B] [--data DIR]
+      Trains the disttrain config's model (MLP or layer stack, built by examples/load_in_pytorch.py
+      with disttrain's names and PyTorch's default init) with its recipe: global batch, Adam
+      lr / betas / eps, kl_weight; each epoch one pass over a fresh permutation of the training
+      set (the last partial batch dropped, as disttrain does), then the test loss: mean over all
+      10,000 test images of reconstruction + kl_weight KL with one z sample each (disttrain's
+      test_loss). R > 1 runs DistributedDataParallel over gloo with R processes on this host,
+      the global batch split evenly and the test set split over ranks. Prints one JSON line per
+      epoch with its wall time since --launched (the driver's clock before starting the job),
+      and stops after the first epoch that reaches the lowest target, or at E epochs.
+
+  time_to_quality.py report RUNS.jsonl --targets "100 95" --out DIR [--note TEXT]
+      Writes DIR/time-to-quality.json and DIR/time-to-quality.md (the README table) and prints the md.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "launch"))
+from conv_benchmark import loss_module, read_idx  # noqa: E402  the step both benchmarks time
+
+
+def model_and_recipe(path):
+    """(model config for load_in_pytorch.build_model, recipe) from a disttrain config file."""
+    with open(path) as f:
+        config = json.load(f)
+    model = dict(config["model"])
+    model.setdefault("classes", 10)
+    model.setdefault("conditioning", "none")
+    model.setdefault("reconstruction", "bce")
+    model.setdefault("activation", "relu")
+    if model.get("latent_kind", "gaussian") != "gaussian":
+        raise SystemExit(f"time_to_quality: {path}: only Gaussian latents have a PyTorch reference here")
+    if isinstance(model.get("encoder"), list):
+        if "input_shape" not in model:
+            first = model["encoder"][0]["type"] if model["encoder"] else "linear"
+            model["input_shape"] = [784] if first == "linear" else [1, 28, 28]
+        n = 1
+        for d in model["input_shape"]:
+            n *= d
+        model["input_dim"] = n
+    else:
+        model.setdefault("input_dim", 784)
+    training, optimizer = config.get("training", {}), config.get("optimizer", {})
+    recipe = {"global_batch": int(training.get("global_batch", 256)), "kl_weight": float(training.get("kl_weight", 1.0)),
+              "lr": float(optimizer.get("lr", 1e-3)), "beta1": float(optimizer.get("beta1", 0.9)),
+              "beta2": float(optimizer.get("beta2", 0.999)), "eps": float(optimizer.get("eps", 1e-8))}
+    return model, recipe
+
+
+def train(rank, world, args, result_path):
+    import numpy as np
+    import torch
+    sys.path.insert(0, os.path.join(REPO, "examples"))
+    from load_in_pytorch import build_model
+
+    torch.set_num_threads(args.threads)
+    dist = None
+    if world > 1:
+        import torch.distributed as dist
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+    arch, recipe = model_and_recipe(args.config)
+    if args.batch_size:
+        recipe["global_batch"] = args.batch_size
+    torch.manual_seed(0)
+    model = build_model(arch).train()
+    step_net = loss_module(model, recipe["kl_weight"], arch["reconstruction"] == "mse")
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        step_net = DistributedDataParallel(step_net)
+    opt = torch.optim.Adam(step_net.parameters(), lr=recipe["lr"], betas=(recipe["beta1"], recipe["beta2"]),
+                           eps=recipe["eps"])
+
+    def tensors(stem):
+        images = read_idx(os.path.join(args.data, f"{stem}-images-idx3-ubyte.gz"))
+        labels = read_idx(os.path.join(args.data, f"{stem}-labels-idx1-ubyte.gz"))
+        x = torch.from_numpy(images.reshape(images.shape[0], -1).astype(np.float32) / np.float32(255))
+        return x, torch.from_numpy(labels.astype(np.int64))
+
+    x_train, y_train = tensors("train")
+    x_test, y_test = tensors("t10k")
+    n = x_train.shape[0]
+    local = recipe["global_batch"] // world
+    steps = n // recipe["global_batch"]
+    targets = sorted(args.targets, reverse=True)
+    lines = []
+    for epoch in range(1, args.max_epochs + 1):
+        order = torch.from_numpy(np.random.default_rng(epoch).permutation(n))  # the same on every rank
+        step_net.train()
+        for s in range(steps):
+            idx = order[s * recipe["global_batch"] + rank * local: s * recipe["global_batch"] + (rank + 1) * local]
+            opt.zero_grad(set_to_none=True)
+            loss = step_net(x_train[idx], y_train[idx])
+            loss.backward()
+            opt.step()
+        step_net.eval()
+        with torch.no_grad():
+            share = slice(rank * len(x_test) // world, (rank + 1) * len(x_test) // world)
+            total = torch.tensor([float(step_net(x_test[share], y_test[share]).double() * len(x_test[share]))],
+                                 dtype=torch.float64)
+            if dist:
+                dist.all_reduce(total)
+        test_loss = float(total) / len(x_test)
+        line = {"epoch": epoch, "test_loss": test_loss, "seconds_since_launch": time.time() - args.launched}
+        lines.append(line)
+        if rank == 0:
+            print(json.dumps(line), file=sys.stderr, flush=True)
+        if test_loss <= targets[-1]:
+            break
+    if rank == 0:
+        with open(result_path, "w") as f:
+            json.dump({"epochs": lines, "global_batch": recipe["global_batch"], "ranks": world,
+                       "threads_per_rank": args.threads, "torch": torch.__version__}, f)
+    if dist:
+        dist.destroy_process_group()
+
+
+def torch_main(args):
+    import tempfile
+    result = tempfile.mktemp(prefix="time-to-quality-torch-", suffix=".json")
+    if args.ranks > 1:
+        import torch.multiprocessing as mp
+        os.environ["MASTER_ADDR"] = "127.0.0.1"
+        os.environ["MASTER_PORT"] = str(29500 + os.getpid() % 1000)
+        mp.spawn(train, args=(args.ranks, args, result), nprocs=args.ranks, join=True)
+    else:
+        train(0, 1, args, result)
+    with open(result) as f:
+        print(f.read())
+    os.unlink(result)
+
+
+def first_reaching(epochs, target):
+    for e in epochs:
+        if e["test_loss"] <= target:
+            return e
+    return None
+
+
+def report(args):
+    runs = [json.loads(line) for line in open(args.runs) if line.strip()]
+    targets = sorted(args.targets, reverse=True)
+    rows = []
+    for r in runs:
+        row = {"name": r["name"], "framework": r["framework"], "ranks": r["ranks"], "threads_per_rank": r["threads_per_rank"],
+               "global_batch": r["global_batch"], "recipe": r["recipe"], "command": r["command"],
+               "epochs_run": len(r["epochs"]), "final_test_loss": r["epochs"][-1]["test_loss"] if r["epochs"] else None}
+        for t in targets:
+            hit = first_reaching(r["epochs"], t)
+            row[f"reach_{t:g}"] = {"epoch": hit["epoch"], "seconds": hit["seconds_since_launch"]} if hit else None
+        rows.append(row)
+
+    def best(framework, recipe, t):
+        times = [r[f"reach_{t:g}"]["seconds"] for r in rows
+                 if r["framework"] == framework and r["recipe"] == recipe and r[f"reach_{t:g}"]]
+        return min(times) if times else None
+
+    ratios = {}
+    for t in targets:
+        ours, theirs = best("disttrain", "seed", t), best("pytorch", "seed", t)
+        ratios[f"{t:g}"] = theirs / ours if ours and theirs else None
+    cell = lambda hit: f"{hit['seconds']:.1f} s (epoch {hit['epoch']})" if hit else "not reached"  # noqa: E731
+    head = "| configuration | recipe | global batch | " + " | ".join(f"to test loss <= {t:g}" for t in targets) + " | epochs run, last test loss |"
+    lines = [head, "|---|---|---|" + "---|" * len(targets) + "---|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['recipe']} | {r['global_batch']} | "
+                     + " | ".join(cell(r[f'reach_{t:g}']) for t in targets)
+                     + f" | {r['epochs_run']}, {r['final_test_loss']:.2f} |")
+    summary = []
+    for t in targets:
+        ratio = ratios[f"{t:g}"]
+        summary.append(f"To test loss <= {t:g} with the seed recipe: best disttrain {best('disttrain', 'seed', t) or float('nan'):.1f} s, "
+                       f"best PyTorch {best('pytorch', 'seed', t) or float('nan'):.1f} s: "
+                       + (f"disttrain {ratio:.2f}x sooner (goal 1.6x)." if ratio else "no ratio (a side did not reach it)."))
+    scaled = [r for r in rows if r["recipe"] != "seed"]
+    for r in scaled:
+        same = [s for s in rows if s["recipe"] == "seed" and s["framework"] == r["framework"] and s["ranks"] == r["ranks"]
+                and s["threads_per_rank"] == r["threads_per_rank"]]
+        t = targets[0]
+        if same and r[f"reach_{t:g}"] and same[0][f"reach_{t:g}"]:
+            a, b = r[f"reach_{t:g}"]["seconds"], same[0][f"reach_{t:g}"]["seconds"]
+            summary.append(f"{r['name']} ({r['recipe']}, global batch {r['global_batch']}) reached {t:g} in {a:.1f} s against "
+                           f"{b:.1f} s for the seed recipe on the same ranks: {'sooner' if a < b else 'later'} ({b / a:.2f}x).")
+        elif same:
+            summary.append(f"{r['name']} ({r['recipe']}): "
+                           + ("did not reach " if not r[f"reach_{t:g}"] else "the seed recipe on the same ranks did not reach ")
+                           + f"{t:g} within the epochs run.")
+    meta = {"host": platform.node(), "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load_average_at_report": os.getloadavg(), "targets": targets, "note": args.note}
+    md = ["# Time to quality: disttrain vs PyTorch", "",
+          f"`launch/time-to-quality` on {meta['cores']} cores, {meta['date']} (load average at the end "
+          f"{meta['load_average_at_report'][0]:.1f}). Wall time from launching the job (before mpirun or python starts) "
+          "to the end of the first epoch whose test loss (one z sample per test image, all 10,000) is at or below "
+          "the target; configurations run one after another in the order listed. `seed` is configs/cvae.json's "
+          "recipe on both sides (global batch 256, Adam 1e-3); PyTorch is the pip build, DDP over gloo.", ""] + lines + [""] + summary + [""]
+    if args.note:
+        md += [args.note, ""]
+    md += ["Commands:", ""] + [f"- {r['name']}: `{r['command']}`" for r in rows] + [""]
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "time-to-quality.md"), "w") as f:
+        f.write("\n".join(md))
+    with open(os.path.join(args.out, "time-to-quality.json"), "w") as f:
+        json.dump({"meta": meta, "ratios_seed_recipe": ratios, "rows": rows, "runs": runs}, f, indent=1)
+        f.write("\n")
+    print("\n".join(md))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("torch")
+    t.add_argument("config")
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--ranks", type=int, default=1)
+    t.add_argument("--launched", type=float, required=True, help="unix time the driver launched this job")
+    t.add_argument("--max-epochs", type=int, default=30)
+    t.add_argument("--targets", type=lambda s: [float(x) for x in s.split()], default=[100.0, 95.0])
+    t.add_argument("--batch-size", type=int, default=0)
+    t.add_argument("--data", default=os.path.join(REPO, "data", "mnist"))
+    r = sub.add_parser("report")
+    r.add_argument("runs")
+    r.add_argument("--targets", type=lambda s: [float(x) for x in s.split()], default=[100.0, 95.0])
+    r.add_argument("--out", default=os.path.join(REPO, "bench"))
+    r.add_argument("--note", default="")
+    args = parser.parse_args()
+    if args.command == "torch":
+        torch_main(args)
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()
