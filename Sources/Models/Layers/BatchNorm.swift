@@ -13,6 +13,10 @@
 /// sum dy xhat) are summed across ranks, so every rank normalizes with the global batch's
 /// statistics and the input gradient is that of the global batch. The weight and bias
 /// gradients stay per-rank sums; the usual gradient allreduce adds them.
+///
+/// Deterministic mode: a reducer with `recordsPieceStatistics` gets the forward sums through
+/// `record` and sums nothing; the layer normalizes with its own rows' statistics and leaves
+/// the running statistics to the reducer, which applies `updateRunningStatistics` later.
 public final class BatchNorm: Layer {
     public let name: String
     public let inputShape: TensorShape
