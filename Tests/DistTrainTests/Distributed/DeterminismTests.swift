@@ -223,6 +223,9 @@ import Testing
             let many = try train(ranks: ranks, steps: 20, dir: root + "/\(ranks)")
             #expect(many.map(\.bitPattern) == one.map(\.bitPattern), "\(ranks) ranks differ from 1 rank")
         }
+        // A sharded optimizer (ZeRO-1 slices that depend on the world size) changes nothing.
+        let sharded = try train(ranks: 3, steps: 20, dir: root + "/3s") { $0.runtime.shardOptimizer = true }
+        #expect(sharded.map(\.bitPattern) == one.map(\.bitPattern), "3 ranks with a sharded optimizer differ from 1 rank")
         // Normal mode really does differ between 1 and 2 ranks (what the mode is for).
         let normal1 = try train(ranks: 1, steps: 20, dir: root + "/n1") { $0.runtime.deterministic = false }
         let normal2 = try train(ranks: 2, steps: 20, dir: root + "/n2") { $0.runtime.deterministic = false }
