@@ -13,6 +13,10 @@ import Glibc
 /// At each epoch end: evaluate on the test set (sharded), hand the epoch to the outputs
 /// (metrics, console, TensorBoard, pictures; rank 0), write a checkpoint.
 ///
+/// Deterministic mode (`runtime.deterministic`, `pieceStep`): each of the rank's pieces
+/// (virtual shards) runs as its own micro-batch into its own gradient buffer, and the sums
+/// are exact (`PieceReduction`), so the weights do not depend on the world size.
+///
 /// Setup (data, plan, model, agreement across ranks, resume) lives in `TrainingSetup`.
 public final class Trainer {
     public let comm: Communicator
