@@ -58,6 +58,9 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("shard-optimizer"), help: "Set runtime.shard_optimizer (ZeRO stage 1): each rank keeps and updates 1/N of the Adam state; gradients are reduce-scattered and parameters allgathered.")
     var shardOptimizer = false
 
+    @Flag(name: .customLong("deterministic"), help: "Set runtime.deterministic: the trained model is the same bits at 1, 2, 3, 4, 6, 8, 12 or 24 ranks and any thread count (slower: one BLAS thread per rank, per-shard gradients, int64 sums).")
+    var deterministic = false
+
     @Option(name: .long, help: ArgumentHelp("Write a Chrome trace-event JSON (chrome://tracing, ui.perfetto.dev) of the traced steps: one track per rank with batch filling, forward, backward, each gradient bucket's allreduce, the wait, optimizer, evaluation and checkpoint writes. Rank 0 writes it at the end.", valueName: "file"))
     var trace: String?
 
@@ -166,6 +169,7 @@ struct TrainCommand: ParsableCommand {
         if let v = clipGradNorm { list.append(ConfigOverride("--clip-grad-norm", \.optimizer.clipGradNorm, v)) }
         if let v = weightDecay { list.append(ConfigOverride("--weight-decay", \.optimizer.weightDecay, v)) }
         if shardOptimizer { list.append(ConfigOverride("--shard-optimizer", \.runtime.shardOptimizer, true)) }
+        if deterministic { list.append(ConfigOverride("--deterministic", \.runtime.deterministic, true)) }
         if let v = stallTimeout { list.append(ConfigOverride("--stall-timeout", \.runtime.stallTimeoutS, v)) }
         return list
     }

@@ -9,4 +9,15 @@
 /// passing no reducer gives per-rank statistics (plain data-parallel BatchNorm).
 public protocol BatchStatisticsReducer: AnyObject {
     func sum(_ values: UnsafeMutablePointer<Double>, count: Int)
+    /// Deterministic mode (true): BatchNorm normalizes with its own rows' statistics, sums
+    /// nothing across ranks, leaves the running statistics alone and hands its forward sums
+    /// [sum_c x, sum_c x^2, count] to `record` instead; the reducer updates the running
+    /// statistics later (`BatchNorm.updateRunningStatistics`), in an order of its choosing.
+    var recordsPieceStatistics: Bool { get }
+    func record(_ values: UnsafePointer<Double>, count: Int)
+}
+
+extension BatchStatisticsReducer {
+    public var recordsPieceStatistics: Bool { false }
+    public func record(_ values: UnsafePointer<Double>, count: Int) {}
 }

@@ -83,8 +83,10 @@ struct StartingPoint {
 
     /// Loads a checkpoint on rank 0 and broadcasts parameters, moments and state; returns the
     /// state to continue from (`fresh` supplies this run's world size and hashes).
+    /// `batchesDependOnWorld` false (deterministic mode): an interrupted epoch continues on any
+    /// number of ranks.
     func restore(from dir: String, model: VAE, params: FloatBuffer, state: FloatBuffer, adam: Adam,
-                 fresh: TrainerState) throws -> TrainerState {
+                 fresh: TrainerState, batchesDependOnWorld: Bool = true) throws -> TrainerState {
         var stateJSON: [UInt8] = []
         let seed = config.training.seed
         try comm.onWriter {
@@ -107,7 +109,7 @@ struct StartingPoint {
         let shared = comm.allgather(stateJSON)[0]
         var s = try TrainerState(json: try JSON.parse(bytes: shared), path: dir)
         adam.step = s.globalStep
-        if let change = s.midEpochChange(to: fresh) {
+        if let change = s.midEpochChange(to: fresh, batchesDependOnWorld: batchesDependOnWorld) {
             // Batches of an interrupted epoch depend on the world size and global batch: start the next epoch cleanly.
             if comm.isWriter {
                 log.notice("checkpoint was written mid-epoch \(change); resuming from the start of epoch \(s.epoch + 2)")

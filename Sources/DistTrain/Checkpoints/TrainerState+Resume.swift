@@ -5,9 +5,11 @@ extension TrainerState {
     /// epoch. The sampling order depends on the world size and the local batch, so a changed
     /// world size or global batch restarts at the next epoch boundary (a continued epoch
     /// would cover the wrong number of samples).
-    public func midEpochChange(to fresh: TrainerState) -> String? {
+    /// In deterministic mode (`batchesDependOnWorld` false) batches do not depend on the
+    /// world size, so only a changed global batch restarts.
+    public func midEpochChange(to fresh: TrainerState, batchesDependOnWorld: Bool = true) -> String? {
         guard stepInEpoch > 0 else { return nil }
-        let worldChanged = worldSize != fresh.worldSize
+        let worldChanged = batchesDependOnWorld && worldSize != fresh.worldSize
         let batchChanged = globalBatch != 0 && globalBatch != fresh.globalBatch
         guard worldChanged || batchChanged else { return nil }
         func ranks(_ n: Int) -> String { n == 1 ? "1 rank" : "\(n) ranks" }

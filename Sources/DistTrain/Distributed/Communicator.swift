@@ -44,6 +44,12 @@ public protocol Communicator: AnyObject {
     func testStarted(_ index: Int) -> Bool
     /// Waits for the `index`-th reduction started since the last `waitAll`.
     func waitStarted(_ index: Int)
+    /// In-place elementwise sum of 64-bit integers across ranks. Integer addition is exact and
+    /// associative (while no sum overflows), so every rank gets the same bits whatever order
+    /// the ranks' values are added in: deterministic mode's fixed-point gradients use it.
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Int64>, count: Int)
+    /// In-place elementwise maximum of 64-bit integers across ranks (order-free).
+    func allreduceMax(_ buffer: UnsafeMutablePointer<Int64>, count: Int)
     /// The maximum and minimum of a value across ranks.
     func allreduceMax(_ value: Int64) -> Int64
     func allreduceMin(_ value: Int64) -> Int64

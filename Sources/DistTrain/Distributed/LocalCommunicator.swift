@@ -68,6 +68,14 @@ public final class LocalCommunicator: Communicator {
         reduce(buffer, count: count) { $0 + $1 }
     }
 
+    public func allreduceSum(_ buffer: UnsafeMutablePointer<Int64>, count: Int) {
+        reduce(buffer, count: count) { $0 &+ $1 }
+    }
+
+    public func allreduceMax(_ buffer: UnsafeMutablePointer<Int64>, count: Int) {
+        reduce(buffer, count: count) { max($0, $1) }
+    }
+
     public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
         allreduceSum(buffer, count: count)
     }

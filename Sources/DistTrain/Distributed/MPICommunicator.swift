@@ -66,6 +66,18 @@ public final class MPICommunicator: Communicator {
         MPI_Allreduce(shim_in_place(), buffer, Int32(count), shim_double(), shim_op_sum(), comm)
     }
 
+    public func allreduceSum(_ buffer: UnsafeMutablePointer<Int64>, count: Int) {
+        if size == 1 || count == 0 { return }
+        watch.enter(); defer { watch.leave() }
+        MPI_Allreduce(shim_in_place(), buffer, Int32(count), shim_int64(), shim_op_sum(), comm)
+    }
+
+    public func allreduceMax(_ buffer: UnsafeMutablePointer<Int64>, count: Int) {
+        if size == 1 || count == 0 { return }
+        watch.enter(); defer { watch.leave() }
+        MPI_Allreduce(shim_in_place(), buffer, Int32(count), shim_int64(), shim_op_max(), comm)
+    }
+
     public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
         if size == 1 || count == 0 { return }
         precondition(pending < requests.count, "too many outstanding reductions")

@@ -153,6 +153,10 @@ public struct TrainConfig: Equatable, Sendable {
         /// Seconds a rank may wait in one collective for another rank before the job stops
         /// (a warning at half; 0: no stall watchdog).
         public var stallTimeoutS: Double = 300
+        /// Deterministic data-parallel training: the trained weights are the same bits at 1, 2,
+        /// 3, 4, 6, 8, 12 or 24 ranks, any BLAS thread count, and across kill/resume at any of
+        /// them (virtual shards, per-piece gradients, exact fixed-point sums; see README).
+        public var deterministic = false
         public init() {}
     }
 

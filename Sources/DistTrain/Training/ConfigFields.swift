@@ -325,6 +325,15 @@ extension TrainConfig {
                     check: { _ in nil }),
         .number("runtime", "stall_timeout_s", \.runtime.stallTimeoutS, min: 0,
                 doc: "stop the job (exit status 76) when a rank has not reached a collective for this many seconds; a warning names it at half the time (0: no stall watchdog)"),
+        ConfigField(section: "runtime", key: "deterministic", type: "boolean", allowed: "",
+                    doc: "the same model bits at 1, 2, 3, 4, 6, 8, 12 or 24 ranks, any BLAS thread count and across kill/resume (24 virtual shards, one gradient per shard's share of the batch, exact fixed-point sums; one BLAS thread per rank); global batch at least 24 x classes; see \"Deterministic mode\"",
+                    keyPath: \TrainConfig.runtime.deterministic,
+                    parse: { value, field, config in
+                        guard case let .bool(b) = value else { throw ConfigError.wrongType(field: field, expected: "true or false", got: value.typeName) }
+                        config.runtime.deterministic = b
+                    },
+                    write: { .bool($0.runtime.deterministic) },
+                    check: { _ in nil }),
     ]
 
     /// The section names, in the order of `fields`.

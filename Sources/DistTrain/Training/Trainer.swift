@@ -13,6 +13,10 @@ import Glibc
 /// At each epoch end: evaluate on the test set (sharded), hand the epoch to the outputs
 /// (metrics, console, TensorBoard, pictures; rank 0), write a checkpoint.
 ///
+/// Deterministic mode (`runtime.deterministic`, `pieceStep`): each of the rank's pieces
+/// (virtual shards) runs as its own micro-batch into its own gradient buffer, and the sums
+/// are exact (`PieceReduction`), so the weights do not depend on the world size.
+///
 /// Setup (data, plan, model, agreement across ranks, resume) lives in `TrainingSetup`.
 public final class Trainer {
     public let comm: Communicator
@@ -55,7 +59,9 @@ public final class Trainer {
     let options: TrainOptions
     let train: DatasetShard
     let test: DatasetShard
-    let sampler: StratifiedSampler
+    let sampler: any BatchSampler
+    /// Deterministic mode's pieces and exact sums (nil in normal mode).
+    let pieces: PieceReduction?
     let workspace: VAEWorkspace
     let run: RunDirectory
     let klWeight: Float
@@ -90,8 +96,9 @@ public final class Trainer {
         train = setup.train
         test = setup.test
         plan = setup.plan
-        localBatch = setup.plan.localBatch(comm.rank)
+        localBatch = setup.localBatch
         sampler = setup.sampler
+        pieces = setup.pieces
         model = setup.model
         params = setup.params
         grads = setup.grads
@@ -157,7 +164,11 @@ public final class Trainer {
                 let images = CategoricalBudget.images(categories: k, total: test.totalCount)
                 log.info("test loss: exact over \(k) categories, on \(images == test.totalCount ? "all \(images)" : "the first \(images) of \(test.totalCount)") test images (\(k) x images decoder rows, at most \(CategoricalBudget.decoderRows))")
             }
-            log.info("world \(comm.size): global batch \(plan.globalBatch), local batch \(localBatch) on rank 0, \(steps) steps per epoch\(steps < plan.stepsPerEpoch ? " (of \(plan.stepsPerEpoch): the rarest label of a shard limits it)" : ""), BLAS threads \(BLASThreads.current)")
+            if let d = pieces {
+                log.info("world \(comm.size), deterministic: global batch \(plan.globalBatch) in \(VirtualShards.count) pieces of \(d.shards.pieceRows(VirtualShards.count - 1))-\(d.shards.largestPiece) rows, \(d.pieces.count) on each rank (local batch \(localBatch) on rank 0), \(steps) steps per epoch, BLAS threads \(BLASThreads.current)")
+            } else {
+                log.info("world \(comm.size): global batch \(plan.globalBatch), local batch \(localBatch) on rank 0, \(steps) steps per epoch\(steps < plan.stepsPerEpoch ? " (of \(plan.stepsPerEpoch): the rarest label of a shard limits it)" : ""), BLAS threads \(BLASThreads.current)")
+            }
         }
         while state.epoch < config.training.epochs && stepsLeft() {
             let started = Clock.now()
@@ -253,6 +264,7 @@ public final class Trainer {
     /// start while backward still runs, in overlap mode), then the same Adam update everywhere.
     @inline(__always)
     func step(order: [Int32]) throws -> BatchLoss {
+        if let d = pieces { return try pieceStep(d, order: order) }
         let micro = config.training.accumulate
         let scale = 1 / Float(plan.globalBatch)
         var local = BatchLoss()
@@ -277,6 +289,55 @@ public final class Trainer {
         }
         let global = reduce(local)
         timer.lap(.allreduce)
+        try update()
+        return global
+    }
+
+    /// Deterministic mode's step: each of this rank's pieces (virtual shards) forward and
+    /// backward over exactly its rows into its own gradient buffer, then the exact sums
+    /// (`ExactGradientSum` for the gradient, `PieceSums` for the losses, the BatchNorm
+    /// statistics and the stop count), then the same update as normal mode.
+    @inline(__always)
+    func pieceStep(_ d: PieceReduction, order: [Int32]) throws -> BatchLoss {
+        let scale = 1 / Float(plan.globalBatch)
+        var first = state.stepInEpoch * localBatch
+        timer.beginStep()
+        trace?.beginStep(state.globalStep + 1)
+        workspace.temperature = Temperature.at(step: state.globalStep, config: config)  // [gumbel]
+        d.stepSums.clear()
+        for (i, v) in d.pieces.enumerated() {
+            let rows = d.rows[i]
+            fillBatch(order: order, from: first, rows: rows)
+            timer.lap(.data)
+            d.statistics?.begin(piece: v)
+            let loss = model.forwardForTraining(params.base, workspace, rows: rows, scale: scale, state: modelState.base,
+                                                reducer: d.statistics)
+            poisonIfAsked(microBatch: i)
+            timer.lap(.forward)
+            model.backward(params.base, d.gradients.piece(i), workspace, rows: rows, scale: scale, beta: klWeight,
+                           accumulate: false, reducer: d.statistics) { _ in }
+            timer.lap(.backward)
+            d.stepSums.slot(v)[0] = loss.bce
+            d.stepSums.slot(v)[1] = loss.kl
+            first += rows
+        }
+        d.stepSums.extras[0] = StopSignal.pending != 0 ? 1 : 0
+        d.gradients.reduce(into: grads.base)
+        d.stepSums.share()
+        if d.stepSums.extras[0] > 0 { stopAgreed = true }
+        d.statistics?.applyRunningUpdates(modelState.base)
+        let global = BatchLoss(bce: d.stepSums.total(0), kl: d.stepSums.total(1), rows: plan.globalBatch)
+        grads.base[params.count] = Float(global.bce)
+        grads.base[params.count + 1] = Float(global.kl)
+        timer.lap(.allreduce)
+        try update()
+        return global
+    }
+
+    /// The rest of a step once every rank holds the summed gradient: the norm (and the
+    /// finiteness check), clipping, Adam, and the parameter allgather of a sharded optimizer.
+    @inline(__always)
+    func update() throws {
         let norm = try gradientNorm()
         let clip = config.optimizer.clipGradNorm
         if clip > 0 { Numerics.clip(grads.base + shard.lowerBound, count: shard.count, norm: norm, maxNorm: clip) }
@@ -290,7 +351,6 @@ public final class Trainer {
         }
         timer.endStep()
         gradNorms.add(norm)
-        return global
     }
 
     /// Rows `first..<first + rows` of this epoch's order into the workspace, with their noise.
@@ -327,14 +387,18 @@ public final class Trainer {
     @inline(__always)
     func gradientNorm() throws -> Double {
         let p = params.count
-        var squares = Numerics.sumOfSquares(grads.base + shard.lowerBound, count: shard.count)
-        if shardCounts != nil {
+        // Deterministic mode: every rank holds the whole summed gradient; the norm of all of it
+        // does not depend on how the optimizer is sharded.
+        let exact = pieces != nil
+        var squares = exact ? Numerics.sumOfSquares(grads.base, count: p)
+                            : Numerics.sumOfSquares(grads.base + shard.lowerBound, count: shard.count)
+        if shardCounts != nil && !exact {
             normScratch[0] = squares
             comm.allreduceSum(normScratch, count: 1)
             squares = normScratch[0]
         }
         let lossFinite = grads.base[p].isFinite && grads.base[p + 1].isFinite
-        if !lossFinite || (!squares.isFinite && (shardCounts != nil || !Numerics.allFinite(grads.base, count: p))) {
+        if !lossFinite || (!squares.isFinite && (shardCounts != nil && !exact || !Numerics.allFinite(grads.base, count: p))) {
             throw SharedFailure(message: "non-finite \(nonFiniteTensor()) at step \(state.globalStep + 1) (epoch \(state.epoch + 1)); stopped before the update, last checkpoint kept")
         }
         return squares.squareRoot()
@@ -351,7 +415,7 @@ public final class Trainer {
     func nonFiniteTensor() -> String {
         let p = params.count
         if !grads.base[p].isFinite || !grads.base[p + 1].isFinite { return "loss" }
-        if shardCounts != nil { return "gradient" }  // each rank holds only its slice of the sum
+        if shardCounts != nil && pieces == nil { return "gradient" }  // each rank holds only its slice of the sum
         for slot in model.layout.exported where !Numerics.allFinite(grads.base + slot.offset, count: slot.count) {
             return "gradient of \(slot.name)"
         }
@@ -392,6 +456,7 @@ public final class Trainer {
             lastTestNMI = exact.tally.nmi
             return BatchLoss(bce: exact.sums.bce, kl: exact.sums.kl, rows: exact.sums.count)
         }
+        if let d = pieces { return evaluatePieces(d) }
         var total = BatchLoss()
         var start = 0
         let key = GaussianNoise.key(seed: seed, stream: NoiseStream.test, counter: UInt64(state.epoch))
@@ -405,6 +470,36 @@ public final class Trainer {
         }
         let sums = comm.sum([total.bce, total.kl, Double(total.rows)])
         return BatchLoss(bce: sums[0], kl: sums[1], rows: Int(sums[2]))
+    }
+
+    /// Deterministic mode's test loss: each piece's virtual shard of the test set in chunks of
+    /// the workspace's capacity from the shard's start (the same at any world size), its sums
+    /// in its `PieceSums` slot, totals added in piece order. It drives the plateau schedule
+    /// and the best checkpoint, so it must not depend on the world size either.
+    func evaluatePieces(_ d: PieceReduction) -> BatchLoss {
+        let a = model.architecture
+        let key = GaussianNoise.key(seed: seed, stream: NoiseStream.test, counter: UInt64(state.epoch))
+        let sums = d.testSums
+        sums.clear()
+        var local = 0
+        for v in d.pieces {
+            let count = VirtualShards.shard(v, of: test.totalCount).count
+            var total = BatchLoss()
+            var start = 0
+            while start < count {
+                let rows = min(workspace.capacity, count - start)
+                for r in 0..<rows { test.fill(workspace, row: r, local: local + start + r, architecture: a) }
+                GaussianNoise.fill(workspace.eps.base, rows: rows, dim: a.latent, ids: workspace.ids, key: key)
+                total += model.loss(params.base, workspace, rows: rows, state: modelState.base)
+                start += rows
+            }
+            sums.slot(v)[0] = total.bce
+            sums.slot(v)[1] = total.kl
+            sums.slot(v)[2] = Double(total.rows)
+            local += count
+        }
+        sums.share()
+        return BatchLoss(bce: sums.total(0), kl: sums.total(1), rows: Int(sums.total(2)))
     }
 
     // MARK: Outputs

@@ -13,7 +13,11 @@ struct TrainingSetup {
     let train: DatasetShard
     let test: DatasetShard
     let plan: BatchPlan
-    let sampler: StratifiedSampler
+    let sampler: any BatchSampler
+    /// This rank's rows of every global batch.
+    let localBatch: Int
+    /// Deterministic mode's pieces and exact sums (nil in normal mode).
+    let pieces: PieceReduction?
     let model: VAE
     /// [parameterCount] the one flat parameter buffer.
     let params: FloatBuffer
@@ -42,7 +46,15 @@ struct TrainingSetup {
     init(config: TrainConfig, comm: Communicator, options: TrainOptions, log: Logger) throws {
         let rank = comm.rank, world = comm.size, classes = config.model.classes
         run = RunDirectory(config.output.dir)
-        BLASThreads.set(ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize))
+        let deterministic = config.runtime.deterministic
+        // Deterministic mode: one BLAS thread (OpenBLAS gives other bits for the same sgemm at 2 threads).
+        BLASThreads.set(deterministic ? 1 : ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize))
+        // A world size deterministic mode cannot split the data over is refused before anything is read.
+        if deterministic {
+            try comm.collectively {
+                guard VirtualShards.count % world == 0 else { throw DeterminismError.worldSize(world) }
+            }
+        }
 
         // Same starting point everywhere: the resume and init paths below are collective.
         try comm.agree(on: options.agreementItems, what: "how to start")
@@ -62,16 +74,19 @@ struct TrainingSetup {
         }
 
         // The plan needs the record count, the shard needs the plan.
-        let (train, plan) = try comm.collectively { () throws -> (DatasetShard, BatchPlan) in
+        // Deterministic mode: rank r loads its virtual shards (`VirtualShards`) of both sets.
+        let (train, plan, shards) = try comm.collectively { () throws -> (DatasetShard, BatchPlan, VirtualShards?) in
             let total = try DatasetShard.recordCount(images: config.data.trainImages, labels: config.data.trainLabels)
+            let shards = deterministic ? try VirtualShards(globalBatch: config.training.globalBatch, world: world,
+                                                           samples: total, classes: classes) : nil
             let plan = try BatchPlan(globalBatch: config.training.globalBatch, world: world, samples: total, classes: classes)
             let shard = try DatasetShard.load(images: config.data.trainImages, labels: config.data.trainLabels,
-                                              classes: classes) { _ in plan.shard(rank) }
-            return (shard, plan)
+                                              classes: classes) { total in shards?.records(rank: rank, of: total) ?? plan.shard(rank) }
+            return (shard, plan, shards)
         }
         let test = try comm.collectively {
             try DatasetShard.load(images: config.data.testImages, labels: config.data.testLabels, classes: classes) { total in
-                (total * rank / world)..<(total * (rank + 1) / world)
+                shards?.records(rank: rank, of: total) ?? (total * rank / world)..<(total * (rank + 1) / world)
             }
         }
         try comm.collectively {
@@ -80,17 +95,30 @@ struct TrainingSetup {
                                                  test: config.data.testImages, testDim: test.inputDim)
             }
         }
-        var sampler = try comm.collectively {
-            try StratifiedSampler(labels: train.labels, classes: classes, localBatch: plan.localBatch(rank),
-                                  seed: UInt64(config.training.seed), rank: rank)
+        let steps: Int
+        if let shards {
+            var pieceSampler = try comm.collectively {
+                try PieceSampler(labels: train.labels, classes: classes, shards: shards, rank: rank, seed: UInt64(config.training.seed))
+            }
+            // The same for every world size: the minimum over all 24 pieces.
+            pieceSampler.steps = Int(comm.allreduceMin(Int64(pieceSampler.maxSteps)))
+            steps = pieceSampler.steps
+            sampler = pieceSampler
+            localBatch = shards.localBatch(rank: rank)
+        } else {
+            var stratified = try comm.collectively {
+                try StratifiedSampler(labels: train.labels, classes: classes, localBatch: plan.localBatch(rank),
+                                      seed: UInt64(config.training.seed), rank: rank)
+            }
+            // Same step count everywhere: the plan's, or fewer if some shard's rarest label runs out.
+            stratified.steps = Int(comm.allreduceMin(Int64(min(stratified.maxSteps, plan.stepsPerEpoch))))
+            steps = stratified.steps
+            sampler = stratified
+            localBatch = plan.localBatch(rank)
         }
-        // Same step count everywhere: the plan's, or fewer if some shard's rarest label runs out.
-        sampler.steps = Int(comm.allreduceMin(Int64(min(sampler.maxSteps, plan.stepsPerEpoch))))
         self.train = train
         self.test = test
         self.plan = plan
-        self.sampler = sampler
-        let steps = sampler.steps
         schedule = try comm.collectively { try LRSchedule(config: config, stepsPerEpoch: steps) }
 
         let architecture = config.architecture(rows: train.rows, cols: train.cols)
@@ -98,9 +126,12 @@ struct TrainingSetup {
             if let p = ArchitectureCheck.problem(architecture) { throw ConfigError.invalidValue(field: p.field, reason: p.reason) }
         }
         // Refuse a model this rank cannot hold before allocating any of it.
-        let accumulateRows = (plan.localBatch(rank) + config.training.accumulate - 1) / max(config.training.accumulate, 1)
+        // Deterministic mode runs one piece at a time and evaluates in chunks that do not depend on the world size.
+        let testRows = shards.map { _ in VirtualShards.shard(0, of: test.totalCount).count + 1 } ?? max(test.count, 1)
+        let accumulateRows = shards?.largestPiece
+            ?? (plan.localBatch(rank) + config.training.accumulate - 1) / max(config.training.accumulate, 1)
         try comm.collectively {
-            try MemoryBudget.check(architecture, rows: max(accumulateRows, min(config.training.evalBatch, max(test.count, 1))),
+            try MemoryBudget.check(architecture, rows: max(accumulateRows, min(config.training.evalBatch, testRows)),
                                    training: true, ranksOnHost: comm.localSize, what: "model (model.encoder_hidden, model.decoder_hidden, model.latent)")
         }
         let model = VAE(architecture)
@@ -130,16 +161,23 @@ struct TrainingSetup {
                 throw ConfigError.invalidValue(field: "training.accumulate", reason: "(\(accumulate)) exceeds the smallest local batch (\(smallest)): each micro-batch needs at least one sample")
             }
         }
-        let microBatch = (plan.localBatch(rank) + accumulate - 1) / accumulate
+        let microBatch = shards?.largestPiece ?? (plan.localBatch(rank) + accumulate - 1) / accumulate
         workspace = VAEWorkspace(model: model,
-                                 capacity: max(microBatch, min(config.training.evalBatch, max(test.count, 1))))
+                                 capacity: max(microBatch, min(config.training.evalBatch, testRows)))
         reducer = GradientReducer(comm: comm, buffer: grads.base, parameterCount: count, extraCount: 3,
                                   layerStarts: model.backwardBoundaries, mode: config.runtime.allreduce,
                                   precision: config.runtime.wire,
                                   bucketFloats: max(1, Int(min(config.runtime.bucketMB * 1_048_576 / 4, Double(count + 2)))),
                                   shardCounts: shardCounts)
-        batchStatistics = config.runtime.batchnorm == .sync && world > 1 && model.stateCount > 0
-            ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
+        let reducer = self.reducer
+        let pieces = shards.map { PieceReduction(shards: $0, rank: rank, model: model, comm: comm, counter: reducer) }
+        self.pieces = pieces
+        if let pieces {
+            batchStatistics = pieces.statistics
+        } else {
+            batchStatistics = config.runtime.batchnorm == .sync && world > 1 && model.stateCount > 0
+                ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
+        }
         // [vq] An EMA codebook's statistics are always summed over ranks: every rank keeps the same codebook.
         codebookStatistics = model.quantizer?.usesEMA == true && world > 1 ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
         var fresh = TrainerState()
@@ -165,12 +203,14 @@ struct TrainingSetup {
             if shardCounts != nil {
                 // Checkpoints hold the full moments: restore them whole, keep this rank's slice.
                 let full = makeAdam(count)
-                trainerState = try start.restore(from: dir, model: model, params: params, state: state, adam: full, fresh: fresh)
+                trainerState = try start.restore(from: dir, model: model, params: params, state: state, adam: full, fresh: fresh,
+                                                 batchesDependOnWorld: !deterministic)
                 adam.m.base.update(from: full.m.base + shard.lowerBound, count: shard.count)
                 adam.v.base.update(from: full.v.base + shard.lowerBound, count: shard.count)
                 adam.step = full.step
             } else {
-                trainerState = try start.restore(from: dir, model: model, params: params, state: state, adam: adam, fresh: fresh)
+                trainerState = try start.restore(from: dir, model: model, params: params, state: state, adam: adam, fresh: fresh,
+                                                 batchesDependOnWorld: !deterministic)
             }
         } else {
             try start.initialize(model: model, params: params, state: state)

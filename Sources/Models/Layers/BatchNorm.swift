@@ -13,6 +13,10 @@
 /// sum dy xhat) are summed across ranks, so every rank normalizes with the global batch's
 /// statistics and the input gradient is that of the global batch. The weight and bias
 /// gradients stay per-rank sums; the usual gradient allreduce adds them.
+///
+/// Deterministic mode: a reducer with `recordsPieceStatistics` gets the forward sums through
+/// `record` and sums nothing; the layer normalizes with its own rows' statistics and leaves
+/// the running statistics to the reducer, which applies `updateRunningStatistics` later.
 public final class BatchNorm: Layer {
     public let name: String
     public let inputShape: TensorShape
@@ -83,7 +87,8 @@ public final class BatchNorm: Layer {
                 }
             }
             sums[2 * C] = Double(rows * S)
-            c.reducer?.sum(sums, count: 2 * C + 1)
+            let perPiece = c.reducer?.recordsPieceStatistics ?? false
+            if perPiece { c.reducer!.record(sums, count: 2 * C + 1) } else { c.reducer?.sum(sums, count: 2 * C + 1) }
             let n = sums[2 * C]
             precondition(n > 0, "\(name): BatchNorm over an empty batch")
             for ch in 0..<C {
@@ -93,14 +98,8 @@ public final class BatchNorm: Layer {
                 istd[ch] = 1 / (variance + BatchNorm.eps).squareRoot()
                 scale[ch] = Double(gamma[ch]) * istd[ch]
                 shift[ch] = Double(beta[ch]) - m * scale[ch]
-                if c.updatesRunningStatistics, let state = c.state {
-                    let momentum = BatchNorm.momentum
-                    let unbiased = n > 1 ? variance * n / (n - 1) : variance
-                    state[runningMeanOffset + ch] = Float((1 - momentum) * Double(state[runningMeanOffset + ch]) + momentum * m)
-                    state[runningVarOffset + ch] = Float((1 - momentum) * Double(state[runningVarOffset + ch]) + momentum * unbiased)
-                }
             }
-            if c.updatesRunningStatistics, let state = c.state { state[batchesTrackedOffset] += 1 }
+            if c.updatesRunningStatistics && !perPiece, let state = c.state { updateRunningStatistics(state, sums: sums) }
         } else {
             guard let state = c.state else { preconditionFailure("\(name): eval mode needs the state buffer (running statistics)") }
             for ch in 0..<C {
@@ -153,7 +152,7 @@ public final class BatchNorm: Layer {
             }
         }
         guard let dx else { return }
-        c.reducer?.sum(sums, count: 2 * C)
+        if !(c.reducer?.recordsPieceStatistics ?? false) { c.reducer?.sum(sums, count: 2 * C) }
         // dx = gamma istd / N (N dy - sum dy - xhat sum(dy xhat)), sums over the global batch;
         // per channel that is dx = a dy - b x + d with a = gamma istd, b = a istd mean(dy xhat),
         // d = b mean - a mean(dy), one float pass.
@@ -167,6 +166,23 @@ public final class BatchNorm: Layer {
                 for k in 0..<S { dx[o + k] = a * dy[o + k] - b * x[o + k] + d }
             }
         }
+    }
+
+    /// One update of the running statistics from a batch's forward sums [sum_c x (C),
+    /// sum_c x^2 (C), count]: running = (1 - momentum) running + momentum batch, the variance
+    /// unbiased, and one more tracked batch.
+    public func updateRunningStatistics(_ state: UnsafeMutablePointer<Float>, sums: UnsafePointer<Double>) {
+        let C = channels
+        let n = sums[2 * C]
+        let momentum = BatchNorm.momentum
+        for ch in 0..<C {
+            let m = sums[ch] / n
+            let variance = max(sums[C + ch] / n - m * m, 0)
+            let unbiased = n > 1 ? variance * n / (n - 1) : variance
+            state[runningMeanOffset + ch] = Float((1 - momentum) * Double(state[runningMeanOffset + ch]) + momentum * m)
+            state[runningVarOffset + ch] = Float((1 - momentum) * Double(state[runningVarOffset + ch]) + momentum * unbiased)
+        }
+        state[batchesTrackedOffset] += 1
     }
 
     /// (sum u, sum u v) over `count` floats in float64, eight lanes at a time (sum x and

@@ -147,7 +147,8 @@ struct ConfigTests {
         "wire": "fp32",
         "batchnorm": "sync",
         "shard_optimizer": false,
-        "stall_timeout_s": 300
+        "stall_timeout_s": 300,
+        "deterministic": false
       }
     }
 
