@@ -147,7 +147,8 @@ final class StallWatchdog: @unchecked Sendable {
         let sequence = progress.sequence.load(ordering: .relaxed)
         let step = progress.step.load(ordering: .relaxed)
         _ = channel.publish(sequence: sequence, step: step)
-        if lastCheck == 0 { heardAt = Array(repeating: now, count: size) }
+        // In place: the allocation counter of the step loop counts this thread too.
+        if lastCheck == 0 { for r in heardAt.indices { heardAt[r] = now } }
         channel.receive { r, s, st in
             guard r >= 0 && r < size else { return }
             heardAt[r] = now
@@ -155,7 +156,7 @@ final class StallWatchdog: @unchecked Sendable {
         }
         if lastCheck != 0 && Double(now - lastCheck) / 1e9 > max(2, 4 * interval) {
             resumedAt = now
-            heardAt = Array(repeating: now, count: size)  // this process was away, not the others
+            for r in heardAt.indices { heardAt[r] = now }  // this process was away, not the others
         }
         lastCheck = now
         let entered = progress.enteredAt.load(ordering: .relaxed)
