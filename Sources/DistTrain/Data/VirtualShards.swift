@@ -66,6 +66,8 @@ public enum DeterminismError: Error, CustomStringConvertible, Equatable, StatusC
     case batchTooSmall(globalBatch: Int, classes: Int)
     case shardTooSmall(piece: Int, records: Int, rows: Int)
     case labelMissing(piece: Int, label: Int)
+    /// A feature whose cross-rank sums are not exact yet.
+    case notCovered(field: String, why: String)
 
     public var description: String {
         switch self {
@@ -77,6 +79,8 @@ public enum DeterminismError: Error, CustomStringConvertible, Equatable, StatusC
             return "runtime.deterministic: virtual shard \(v) has \(n) training records, fewer than its \(b) rows of a global batch"
         case let .labelMissing(v, label):
             return "runtime.deterministic: virtual shard \(v) (1/\(VirtualShards.count) of the training set) has no sample of label \(label), but every piece of a batch must hold every label"
+        case let .notCovered(field, why):
+            return "runtime.deterministic does not cover \(field) yet (\(why)): turn one of them off"
         }
     }
 

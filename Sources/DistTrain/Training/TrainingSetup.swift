@@ -53,6 +53,9 @@ struct TrainingSetup {
         if deterministic {
             try comm.collectively {
                 guard VirtualShards.count % world == 0 else { throw DeterminismError.worldSize(world) }
+                if config.model.codebookEMA > 0 {
+                    throw DeterminismError.notCovered(field: "model.codebook_ema", why: "its code counts and sums are added across ranks in floating point")
+                }
             }
         }
 
