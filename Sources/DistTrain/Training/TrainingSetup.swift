@@ -181,8 +181,13 @@ struct TrainingSetup {
             batchStatistics = config.runtime.batchnorm == .sync && world > 1 && model.stateCount > 0
                 ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
         }
-        // [vq] An EMA codebook's statistics are always summed over ranks: every rank keeps the same codebook.
-        codebookStatistics = model.quantizer?.usesEMA == true && world > 1 ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
+        // [vq] Deterministic mode's piece step has no dead-code restart: refused on every rank alike.
+        if config.runtime.deterministic && (model.quantizer?.restartSteps ?? 0) > 0 {
+            throw SharedFailure(message: "model.codebook_restart_steps is not supported with runtime.deterministic yet: set one of them to 0/false")
+        }
+        // [vq] An EMA codebook's statistics and a restart's counts and candidates are always summed over
+        // ranks: every rank keeps the same codebook.
+        codebookStatistics = (model.quantizer.map { $0.usesEMA || $0.restartSteps > 0 } ?? false) && world > 1 ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
         var fresh = TrainerState()
         fresh.worldSize = world
         fresh.globalBatch = plan.globalBatch
