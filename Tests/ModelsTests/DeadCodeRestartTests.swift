@@ -84,7 +84,8 @@ struct DeadCodeRestartTests {
                     (0..<Self.S).contains { s in (0..<Self.D).allSatisfy { d in Self.zE[r * Self.D * Self.S + d * Self.S + s] == vector[d] } }
                 }
                 #expect(isInput, "code \(k) must be re-seeded with one of the batch's z_e, got \(vector)")
-                #expect(state.base[q.idleOffset + k] == 0)
+                // Idle again from 0 after the restart: 0 if step 3 chose it, else 1.
+                #expect(state.base[q.idleOffset + k] == (run.codes[2].contains(Int32(k)) ? 0 : 1))
                 if q.usesEMA {
                     #expect(state.base[q.clusterSizeOffset + k] == 1)
                     #expect((0..<Self.D).allSatisfy { state.base[q.embedSumOffset + k * Self.D + $0] == vector[$0] })
