@@ -56,6 +56,9 @@ struct TrainingSetup {
                 if config.model.codebookEMA > 0 {
                     throw DeterminismError.notCovered(field: "model.codebook_ema", why: "its code counts and sums are added across ranks in floating point")
                 }
+                if config.model.codebookRestartSteps > 0 && config.model.latentKind == .vectorQuantized {
+                    throw DeterminismError.notCovered(field: "model.codebook_restart_steps", why: "deterministic mode's piece step does not restart dead codes")
+                }
             }
         }
 
@@ -180,10 +183,6 @@ struct TrainingSetup {
         } else {
             batchStatistics = config.runtime.batchnorm == .sync && world > 1 && model.stateCount > 0
                 ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
-        }
-        // [vq] Deterministic mode's piece step has no dead-code restart: refused on every rank alike.
-        if config.runtime.deterministic && (model.quantizer?.restartSteps ?? 0) > 0 {
-            throw SharedFailure(message: "model.codebook_restart_steps is not supported with runtime.deterministic yet: set one of them to 0/false")
         }
         // [vq] An EMA codebook's statistics and a restart's counts and candidates are always summed over
         // ranks: every rank keeps the same codebook.
