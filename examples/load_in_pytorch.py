@@ -392,13 +392,15 @@ class VQEncoder(nn.Module):
 class Quantizer(nn.Module):
     """The codebook as nn.Embedding(K, D): quantizer.embedding.weight."""
 
-    def __init__(self, codes, dimension, ema=False):
+    def __init__(self, codes, dimension, ema=False, restart=False):
         super().__init__()
         self.embedding = nn.Embedding(codes, dimension)
         if ema:  # an EMA codebook's statistics (state, saved with the model)
             self.embedding.weight.requires_grad_(False)
             self.register_buffer("cluster_size", torch.zeros(codes))
             self.register_buffer("embed_sum", torch.zeros(codes, dimension))
+        if restart:  # dead-code restart: training forwards since each code was last chosen
+            self.register_buffer("steps_unused", torch.zeros(codes))
 
     def forward(self, z_e):
         """Nearest code per position of z_e [B, D, H, W] -> z_q [B, D, H, W]. The distances
@@ -429,7 +431,8 @@ class DisttrainVQVAE(nn.Module):
         self.latent_shape = out
         self.commitment = float(config["commitment"])
         self.quantizer = Quantizer(int(config["codebook_size"]), int(config["latent"]),
-                                   ema=float(config.get("codebook_ema", 0)) > 0)
+                                   ema=float(config.get("codebook_ema", 0)) > 0,
+                                   restart=int(config.get("codebook_restart_steps", 0)) > 0)
         self.decoder = StackDecoder(config, count(out))
 
     def deterministic_loss_terms(self, x, labels):

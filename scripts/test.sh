@@ -54,7 +54,7 @@ step "Python venv from PyPI (TensorBoard, safetensors)" 900 bash scripts/tools/p
 step "swift test (all suites, one process)" 900 env DISTTRAIN_PYTHON="$venv_python" bash scripts/tools/swift-tests.sh
 step "MPI suite on 2 ranks" 300 mpirun -n 2 "$tests" --testing-library swift-testing --filter MPITests
 step "MPI suite on 4 ranks" 300 mpirun -n 4 "$tests" --testing-library swift-testing --filter MPITests
-step "SyncBN and the VQ EMA codebook statistics across 2 and 4 real ranks" 300 bash -c "mpirun -n 2 '$tests' --testing-library swift-testing --filter SyncBatchNormAcrossRanks && mpirun -n 4 '$tests' --testing-library swift-testing --filter SyncBatchNormAcrossRanks"
+step "SyncBN, the VQ EMA codebook statistics and dead-code restart across 2 and 4 real ranks" 300 bash -c "mpirun -n 2 '$tests' --testing-library swift-testing --filter SyncBatchNormAcrossRanks && mpirun -n 4 '$tests' --testing-library swift-testing --filter SyncBatchNormAcrossRanks"
 # e2e keeps its 2- and 4-rank runs in $work for the TensorBoard and PyTorch checks after it.
 step "training jobs under mpirun (1, 2, 4 ranks)" 600 env E2E_KEEP="$work/e2e" bash scripts/scenarios/e2e.sh
 step "TensorBoard's reader on the 2-rank run" 600 bash scripts/scenarios/tb-check.sh "$work/e2e/run2"

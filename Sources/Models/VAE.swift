@@ -57,7 +57,8 @@ public final class VAE: Sendable {
             encoder = trunk
             // Reserved between encoder and decoder: backward finishes it right after the decoder.
             quantizer = VectorQuantizer(codes: arch.codebookSize, dimension: arch.latent, positions: out.spatial,
-                                        commitment: arch.commitment, emaDecay: arch.codebookEMA, builder: &builder)
+                                        commitment: arch.commitment, emaDecay: arch.codebookEMA,
+                                        restartSteps: arch.codebookRestartSteps, builder: &builder)
         } else {
             let heads = Linear(inFeatures: trunk.outputShape.count, outFeatures: arch.headsWidth, layout: &builder.parameters)
             self.heads = heads
@@ -143,6 +144,7 @@ public final class VAE: Sendable {
     /// Initial non-trainable state: running means 0, running variances 1, batch counts 0.
     public func initializeState(_ state: UnsafeMutablePointer<Float>) {
         for l in layers { l.initializeState(state) }
+        if let q = quantizer, q.restartSteps > 0 { (state + q.idleOffset).update(repeating: 0, count: q.codes) }
     }
 
     func context(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, state: UnsafeMutablePointer<Float>?, mode: ForwardMode,
@@ -267,6 +269,25 @@ public final class VAE: Sendable {
         }
         decoder.forward(ws.decoderBuffers, rows: rows, c)
         return BatchLoss(bce: reconstruction(ws, rows: rows, gradientScale: scale), kl: kl, rows: rows)
+    }
+
+    /// Dead-code restart after a training forward (a VQ latent with `codebookRestartSteps` > 0;
+    /// otherwise nothing): codes no position of the global batch chose in that many forwards
+    /// are re-seeded from this batch's encoder outputs, in `params` (gradient codebook) or
+    /// `state` (EMA codebook). This rank's `rows` are rows `rowOffset..<rowOffset + rows` of
+    /// the global batch's `globalRows`; `codebookReducer` sums over ranks. The draws are keyed
+    /// by (ws.seed, ws.step, `draw`): pass the micro-batch index as `draw`. The codes
+    /// re-seeded are in ws.restartedCodes (ws.restartedCount of them).
+    public func restartDeadCodes(_ p: UnsafeMutablePointer<Float>, _ ws: VAEWorkspace, rows: Int, state: UnsafeMutablePointer<Float>,
+                                 rowOffset: Int = 0, globalRows: Int? = nil, draw: Int = 0,
+                                 codebookReducer: (any BatchStatisticsReducer)? = nil) {
+        ws.restartedCount = 0
+        guard let q = quantizer, q.restartSteps > 0 else { return }
+        let key = GaussianNoise.key(seed: ws.seed, stream: VectorQuantizer.restartStream,
+                                    counter: UInt64(ws.step) &* 0x1_0000 &+ UInt64(draw))
+        ws.restartedCount = q.restartDeadCodes(params: p, state: state, zE: ws.heads.base, codeIndices: ws.codeIndices, rows: rows,
+                                               rowOffset: rowOffset, globalRows: globalRows ?? rows, key: key,
+                                               reducer: codebookReducer, scratch: ws.restartScratch, restarted: ws.restartedCodes)
     }
 
     /// The backward half: from ws.logits (already dL/dlogits) down to the first layer; pass the

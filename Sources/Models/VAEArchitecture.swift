@@ -33,6 +33,9 @@ public struct VAEArchitecture: Equatable, Sendable {
     public var commitment: Float = 0.25
     /// EMA decay of the codebook (vector-quantized latent only); 0: trained by the gradient.
     public var codebookEMA: Float = 0
+    /// Training forwards without an assignment after which a code is re-seeded from an
+    /// encoder output (vector-quantized latent only); 0: never.
+    public var codebookRestartSteps: Int = 0
 
     public init(inputDim: Int = 784, classes: Int = 10, encoderHidden: [Int] = [512, 512], decoderHidden: [Int] = [512, 512],
                 latent: Int = 16, activation: Activation = .relu, conditioning: Conditioning = .both,

@@ -46,6 +46,11 @@ public final class VAEWorkspace {
     let quantizerScratch: FloatBuffer
     /// [K + K D] float64: an EMA codebook step's counts and sums (summed across ranks in place).
     let emaScratch: UnsafeMutablePointer<Double>
+    /// [K + K D] float64: a dead-code restart's counts and candidate slots (summed across ranks).
+    let restartScratch: UnsafeMutablePointer<Double>
+    /// [K] int32: the codes the last restart re-seeded (the first `restartedCount`).
+    public let restartedCodes: UnsafeMutablePointer<Int32>
+    public internal(set) var restartedCount = 0
     /// [3K] float64: softmax, log-softmax and relaxed sample of one row (categorical latent).
     let categoricalScratch: UnsafeMutablePointer<Double>
     /// Per-layer outputs [B, layer output width] and scratch (each layer's `scratchBytes`),
@@ -83,6 +88,11 @@ public final class VAEWorkspace {
         let emaCount = max(model.quantizer?.emaScratchCount ?? 0, 1)
         emaScratch = .allocate(capacity: emaCount)
         emaScratch.initialize(repeating: 0, count: emaCount)
+        let restartCount = max(model.quantizer?.restartScratchCount ?? 0, 1)
+        restartScratch = .allocate(capacity: restartCount)
+        restartScratch.initialize(repeating: 0, count: restartCount)
+        restartedCodes = .allocate(capacity: max(codes, 1))
+        restartedCodes.initialize(repeating: 0, count: max(codes, 1))
         categoricalScratch = .allocate(capacity: 3 * max(a.latent, 1))
         categoricalScratch.initialize(repeating: 0, count: 3 * max(a.latent, 1))
         ids = .allocate(capacity: max(capacity, 1))
@@ -120,6 +130,8 @@ public final class VAEWorkspace {
         codeIndices.deallocate()
         codeCounts.deallocate()
         emaScratch.deallocate()
+        restartScratch.deallocate()
+        restartedCodes.deallocate()
     }
 
     /// Clears the code usage tally (the trainer does at the start of every epoch).

@@ -23,6 +23,11 @@ import COpenBLAS
 /// chosen keeps its initial vector. n and the sums cover the global batch: they go through the
 /// reducer (summed over ranks) before the update, so every rank keeps the same codebook.
 ///
+/// With a restart interval N > 0 (`restartSteps`), a code no position of the global batch
+/// chose in N training forwards in a row is re-seeded from an encoder output of the current
+/// batch (see DeadCodeRestart.swift); its idle count lives in the state buffer
+/// (`quantizer.steps_unused` [K]) so a resumed run restarts the same codes.
+///
 /// Dimension legend: K codes, D code dimension (the `latent` of the config), S = H W positions
 /// of the encoder's output per sample, B rows.
 public final class VectorQuantizer: Sendable {
@@ -40,15 +45,21 @@ public final class VectorQuantizer: Sendable {
     /// EMA only: offsets of N [K] and m [K, D] in the state buffer.
     public let clusterSizeOffset: Int
     public let embedSumOffset: Int
+    /// Training forwards without an assignment after which a code is re-seeded; 0: never.
+    public let restartSteps: Int
+    /// Restart only: offset of the idle counts [K] in the state buffer (-1 without restart).
+    public let idleOffset: Int
     public static let tensorName = "quantizer.embedding.weight"
 
-    public init(codes: Int, dimension: Int, positions: Int, commitment: Float, emaDecay: Float = 0, builder: inout LayerBuilder) {
-        precondition(codes >= 1 && dimension >= 1 && positions >= 1 && emaDecay >= 0 && emaDecay < 1)
+    public init(codes: Int, dimension: Int, positions: Int, commitment: Float, emaDecay: Float = 0, restartSteps: Int = 0,
+                builder: inout LayerBuilder) {
+        precondition(codes >= 1 && dimension >= 1 && positions >= 1 && emaDecay >= 0 && emaDecay < 1 && restartSteps >= 0)
         self.codes = codes
         self.dimension = dimension
         self.positions = positions
         self.commitment = commitment
         self.emaDecay = emaDecay
+        self.restartSteps = restartSteps
         if emaDecay > 0 {
             codebookOffset = builder.state.reserve(codes * dimension)
             clusterSizeOffset = builder.state.reserve(codes)
@@ -61,6 +72,12 @@ public final class VectorQuantizer: Sendable {
             clusterSizeOffset = -1
             embedSumOffset = -1
             builder.parameters.export(Self.tensorName, shape: [codes, dimension], offset: codebookOffset)
+        }
+        if restartSteps > 0 {
+            idleOffset = builder.state.reserve(codes)
+            builder.state.export(Self.idleTensorName, shape: [codes], offset: idleOffset)
+        } else {
+            idleOffset = -1
         }
     }
 
@@ -114,6 +131,7 @@ public final class VectorQuantizer: Sendable {
     /// `state` an EMA codebook's draws are dropped).
     public func initialize(_ params: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>?, rng: inout SplitMix64) {
         let bound = 1 / Float(codes)
+        if restartSteps > 0, let state { (state + idleOffset).update(repeating: 0, count: codes) }
         var book: UnsafeMutablePointer<Float>? = params + codebookOffset
         if usesEMA {
             // Without the state buffer the draws are made and dropped, so the decoder's

@@ -15,7 +15,8 @@ public enum ModelMetadata {
             let shape = a.inputShape
             let vq: [(String, JSON)] = a.latentKind == .vectorQuantized
                 ? [("codebook_size", .number(Double(a.codebookSize))), ("commitment", .number(Double("\(a.commitment)") ?? Double(a.commitment))),
-                   ("codebook_ema", .number(Double("\(a.codebookEMA)") ?? Double(a.codebookEMA)))] : []
+                   ("codebook_ema", .number(Double("\(a.codebookEMA)") ?? Double(a.codebookEMA)))]
+                  + (a.codebookRestartSteps > 0 ? [("codebook_restart_steps", .number(Double(a.codebookRestartSteps)))] : []) : []
             return .object(vq + [
                 ("input_shape", .array([shape.channels, shape.height, shape.width].map { .number(Double($0)) })),
                 ("classes", .number(Double(a.classes))),
@@ -122,6 +123,9 @@ public enum ModelMetadata {
             if let value = j["codebook_ema"] {  // absent: a gradient codebook
                 guard case let .number(ema) = value, ema >= 0, ema < 1 else { throw bad("codebook_ema is not a number in [0, 1)") }
                 a.codebookEMA = Float(ema)
+            }
+            if j["codebook_restart_steps"] != nil {  // absent: no restart (no idle counts in the state)
+                a.codebookRestartSteps = try int("codebook_restart_steps")
             }
         }
         if let p = ArchitectureCheck.problem(a) { throw bad("\(p.field) \(p.reason)") }

@@ -53,6 +53,8 @@ public struct TrainConfig: Equatable, Sendable {
         public var commitment: Double = 0.25
         /// [vq] EMA decay of the codebook (0: the codebook follows the gradient).
         public var codebookEMA: Double = 0
+        /// [vq] Training forwards without an assignment after which a code is re-seeded (0: off).
+        public var codebookRestartSteps = 0
         public init() {}
     }
 
@@ -286,6 +288,7 @@ extension TrainConfig {
             a.codebookSize = model.codebookSize  // [vq]
             a.commitment = Float(model.commitment)
             a.codebookEMA = Float(model.codebookEMA)
+            a.codebookRestartSteps = model.codebookRestartSteps
             return a
         }
         var a = VAEArchitecture(inputDim: rows * cols, classes: model.classes, encoderHidden: model.encoderHidden,

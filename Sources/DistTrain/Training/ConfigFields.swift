@@ -251,6 +251,8 @@ extension TrainConfig {
                 doc: "weight beta of a VQ-VAE's commitment loss: loss = reconstruction + kl_weight (codebook + beta commitment) (latent_kind `vq` only)"),
         .number("model", "codebook_ema", \.model.codebookEMA, min: 0, max: 1, exclusiveMax: true,
                 doc: "EMA decay (e.g. 0.99) of a VQ-VAE's codebook updates, their statistics summed over ranks; the codebook is then state, not trained by the gradient (0: gradient codebook loss)"),
+        .integer("model", "codebook_restart_steps", \.model.codebookRestartSteps, min: 0, max: 1_000_000,
+                 doc: "re-seed a VQ-VAE code that no position of the global batch chose in this many training forwards from an encoder output of the current batch, identically on every rank (0: off)"),
 
         .string("data", "train_images", \.data.trainImages, doc: "training images: IDX file, gzip or raw"),
         .string("data", "train_labels", \.data.trainLabels, doc: "training labels: IDX file, gzip or raw"),

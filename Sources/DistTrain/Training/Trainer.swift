@@ -278,6 +278,7 @@ public final class Trainer {
             timer.lap(.data)
             local += model.forwardForTraining(params.base, workspace, rows: rows, scale: scale, state: modelState.base,
                                               reducer: batchStatistics, codebookReducer: codebookStatistics)
+            if restartsCodes { restartDeadCodes(microBatch: m, rows: rows) }
             poisonIfAsked(microBatch: m)
             timer.lap(.forward)
             let last = m == micro - 1
@@ -351,6 +352,34 @@ public final class Trainer {
         }
         timer.endStep()
         gradNorms.add(norm)
+    }
+
+    /// [vq] Whether a dead-code restart follows each training forward.
+    var restartsCodes: Bool { (model.quantizer?.restartSteps ?? 0) > 0 }
+
+    /// [vq] Dead-code restart after micro-batch `m`'s forward: the global batch's rows are
+    /// numbered rank by rank (every rank's share of micro-batch m, from the plan), so every rank
+    /// picks the same candidates. A gradient codebook's re-seeded codes start Adam afresh: their
+    /// moments (in this rank's slice) are zeroed, as for a new parameter.
+    func restartDeadCodes(microBatch m: Int, rows: Int) {
+        let micro = config.training.accumulate
+        var offset = 0, total = 0
+        for r in 0..<comm.size {
+            let b = plan.localBatch(r)
+            let share = b / micro + (m < b % micro ? 1 : 0)
+            if r < comm.rank { offset += share }
+            total += share
+        }
+        model.restartDeadCodes(params.base, workspace, rows: rows, state: modelState.base, rowOffset: offset, globalRows: total,
+                               draw: m, codebookReducer: codebookStatistics)
+        guard let q = model.quantizer, !q.usesEMA, workspace.restartedCount > 0 else { return }
+        for i in 0..<workspace.restartedCount {
+            let start = q.codebookOffset + Int(workspace.restartedCodes[i]) * q.dimension
+            let lo = max(start, shard.lowerBound), hi = min(start + q.dimension, shard.upperBound)
+            guard lo < hi else { continue }
+            (adam.m.base + (lo - shard.lowerBound)).update(repeating: 0, count: hi - lo)
+            (adam.v.base + (lo - shard.lowerBound)).update(repeating: 0, count: hi - lo)
+        }
     }
 
     /// Rows `first..<first + rows` of this epoch's order into the workspace, with their noise.

@@ -56,6 +56,9 @@ struct TrainingSetup {
                 if config.model.codebookEMA > 0 {
                     throw DeterminismError.notCovered(field: "model.codebook_ema", why: "its code counts and sums are added across ranks in floating point")
                 }
+                if config.model.codebookRestartSteps > 0 && config.model.latentKind == .vectorQuantized {
+                    throw DeterminismError.notCovered(field: "model.codebook_restart_steps", why: "deterministic mode's piece step does not restart dead codes")
+                }
             }
         }
 
@@ -181,8 +184,9 @@ struct TrainingSetup {
             batchStatistics = config.runtime.batchnorm == .sync && world > 1 && model.stateCount > 0
                 ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
         }
-        // [vq] An EMA codebook's statistics are always summed over ranks: every rank keeps the same codebook.
-        codebookStatistics = model.quantizer?.usesEMA == true && world > 1 ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
+        // [vq] An EMA codebook's statistics and a restart's counts and candidates are always summed over
+        // ranks: every rank keeps the same codebook.
+        codebookStatistics = (model.quantizer.map { $0.usesEMA || $0.restartSteps > 0 } ?? false) && world > 1 ? SyncBatchStatistics(comm: comm, countingWith: reducer) : nil
         var fresh = TrainerState()
         fresh.worldSize = world
         fresh.globalBatch = plan.globalBatch

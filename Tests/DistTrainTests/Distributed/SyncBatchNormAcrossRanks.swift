@@ -7,7 +7,8 @@ import Testing
 /// SyncBN across real ranks: a BatchNorm model's gradient from N ranks of B/N rows, with the
 /// statistics summed through the communicator, equals the one-process gradient of all B rows
 /// (and the running statistics agree). The same holds for a VQ-VAE's EMA codebook (its counts
-/// and sums go through the same kind of reducer): codebook, cluster sizes and sums agree. Holds for any world size: `swift test` runs it as a
+/// and sums go through the same kind of reducer): codebook, cluster sizes and sums agree; and
+/// for a dead-code restart: the same codes re-seeded with the same vectors. Holds for any world size: `swift test` runs it as a
 /// world of one and in-process at 2 and 4 ranks (LocalCommunicator); scripts/test.sh runs the
 /// MPI suite under mpirun -n 2 and -n 4 (its own steps: `--filter SyncBatchNormAcrossRanks`; the MPI suites must not run at the same time in one process).
 @Suite(.serialized)
@@ -39,7 +40,24 @@ struct SyncBatchNormAcrossRanks {
             a.codebookEMA = 0.9
             return a
         }()),
+        // [vq] Dead-code restart after one unused forward, for a gradient and an EMA codebook:
+        // the step's counts and the candidates go through the codebook reducer.
+        ("vq-restart", vqRestart(ema: 0)),
+        ("vq-ema-restart", vqRestart(ema: 0.9)),
     ]
+
+    static func vqRestart(ema: Float) -> VAEArchitecture {
+        var a = VAEArchitecture(inputShape: TensorShape(1, 28, 28), classes: 10,
+                                encoder: [.conv2d(out: 4, kernel: 4, stride: 2, padding: 1), .conv2d(out: 4, kernel: 4, stride: 2, padding: 1),
+                                          .relu, .conv2d(out: 3, kernel: 1)],
+                                decoder: [.reshape([3, 7, 7]), .convTranspose2d(out: 4, kernel: 4, stride: 2, padding: 1),
+                                          .convTranspose2d(out: 1, kernel: 4, stride: 2, padding: 1)],
+                                latent: 3, conditioning: .none, latentKind: .vectorQuantized)
+        a.codebookSize = 16
+        a.codebookEMA = ema
+        a.codebookRestartSteps = 1
+        return a
+    }
 
     static let batch = 48
 
@@ -49,9 +67,12 @@ struct SyncBatchNormAcrossRanks {
     }
 
     /// This rank's share of the batch: its gradient (scaled by 1 / batch) and running statistics
-    /// after one training forward, with BatchNorm's sums through `reducer`.
+    /// after one training forward, with BatchNorm's sums through `reducer`; then a VQ-VAE's
+    /// dead-code restart (when on), into a copy of the parameters; how many codes it re-seeded.
     static func step(_ model: VAE, _ params: FloatBuffer, data: DatasetShard, rows: Range<Int>,
-                     reducer: BatchStatisticsReducer?) -> (grads: FloatBuffer, state: FloatBuffer) {
+                     reducer: BatchStatisticsReducer?) -> (grads: FloatBuffer, state: FloatBuffer, params: FloatBuffer, restarted: [Int32]) {
+        let p = FloatBuffer(count: model.parameterCount)
+        p.base.update(from: params.base, count: model.parameterCount)
         let ws = VAEWorkspace(model: model, capacity: max(rows.count, 1))
         let g = FloatBuffer(count: model.parameterCount)
         let state = FloatBuffer(count: max(model.stateCount, 1))
@@ -64,9 +85,11 @@ struct SyncBatchNormAcrossRanks {
         GaussianNoise.fill(ws.eps.base, rows: rows.count, dim: a.latent, ids: ws.ids, key: GaussianNoise.key(seed: 1, stream: 1, counter: 0))
         ws.seed = 7
         ws.step = 3
-        _ = model.lossAndGradient(params.base, g.base, ws, rows: rows.count, scale: 1 / Float(batch), beta: 1, accumulate: false,
+        _ = model.lossAndGradient(p.base, g.base, ws, rows: rows.count, scale: 1 / Float(batch), beta: 1, accumulate: false,
                                   state: state.base, reducer: reducer, codebookReducer: reducer)
-        return (g, state)
+        model.restartDeadCodes(p.base, ws, rows: rows.count, state: state.base, rowOffset: rows.lowerBound, globalRows: batch,
+                               codebookReducer: reducer)
+        return (g, state, p, Array(UnsafeBufferPointer(start: ws.restartedCodes, count: ws.restartedCount)))
     }
 
     static func relative(_ a: FloatBuffer, _ b: FloatBuffer, count: Int) -> Double {
@@ -96,6 +119,13 @@ struct SyncBatchNormAcrossRanks {
         #expect(gradientError < 1e-5, "\(name), \(comm.size) ranks: gradient relative difference \(gradientError)")
         #expect(stateError < 1e-6, "\(name), \(comm.size) ranks: running statistics relative difference \(stateError)")
         #expect(model.stateCount > 0)
+        // A restart writes the same vectors on every rank (the state check above covers an EMA
+        // codebook and the idle counts; the parameters hold a gradient codebook).
+        if architecture.codebookRestartSteps > 0 {
+            #expect(!reference.restarted.isEmpty && mine.restarted == reference.restarted, "\(name), \(comm.size) ranks: codes restarted")
+            let parameterError = relative(mine.params, reference.params, count: model.parameterCount)
+            #expect(parameterError < 1e-6, "\(name), \(comm.size) ranks: parameters after the restart, relative difference \(parameterError)")
+        }
     }
 
     @Test("SyncBN: N ranks of B/N rows give the one-process gradient and running statistics (MPI world)")

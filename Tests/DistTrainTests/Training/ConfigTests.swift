@@ -91,7 +91,8 @@ struct ConfigTests {
         "reconstruction": "bce",
         "codebook_size": 512,
         "commitment": 0.25,
-        "codebook_ema": 0
+        "codebook_ema": 0,
+        "codebook_restart_steps": 0
       },
       "data": {
         "train_images": "data/mnist/train-images-idx3-ubyte.gz",
