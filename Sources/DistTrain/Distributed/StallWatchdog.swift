@@ -1,3 +1,4 @@
+import Models
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -99,6 +100,11 @@ final class StallWatchdog: @unchecked Sendable {
         return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
     }
 
+    /// Heap allocations made on watchdog threads (inside MPI's point-to-point calls: Open MPI
+    /// grows its request lists now and then). The step loop's allocation count is process-wide,
+    /// so StepTimer books these with MPI's, not as the step's own.
+    static let allocations = Atomic<UInt64>(0)
+
     private var thread: pthread_t?
     private let stopping = Atomic<Bool>(false)
 
@@ -129,7 +135,10 @@ final class StallWatchdog: @unchecked Sendable {
             let now = Double(StallWatchdog.monotonicNanos()) / 1e9
             guard now >= next else { continue }
             next = now + interval
-            switch check(now: StallWatchdog.monotonicNanos()) {
+            let allocated = ThreadAllocations.count
+            let verdict = check(now: StallWatchdog.monotonicNanos())
+            StallWatchdog.allocations.add(ThreadAllocations.count &- allocated, ordering: .relaxed)
+            switch verdict {
             case .fine: break
             case let .warn(line): fputs(line + "\n", stderr)
             case let .fail(line):

@@ -19,7 +19,7 @@ public struct PhaseTimes: Sendable {
     public var eval = 0.0
     public var steps = 0
     /// Heap allocations during the steps (whole process, measured by AllocationCounter), and
-    /// the part of them made inside MPI calls.
+    /// the part of them made inside MPI calls (the communicator's, and the stall watchdog's heartbeats).
     public var allocations: UInt64 = 0
     public var communicatorAllocations: UInt64 = 0
     /// The part made inside cblas_sgemm (OpenBLAS's threaded path allocates per call).

@@ -1,4 +1,5 @@
 import Models
+import Synchronization
 
 /// The phases of a training step, in the order they run.
 public enum StepPhase {
@@ -53,7 +54,7 @@ struct StepTimer {
     @inline(__always)
     mutating func beginStep() {
         allocationsBefore = AllocationCounter.count
-        communicatorBefore = reducer.communicatorAllocations
+        communicatorBefore = reducer.communicatorAllocations &+ StallWatchdog.allocations.load(ordering: .relaxed)
         blasBefore = BLASAllocations.count
         last = Clock.now()
     }
@@ -78,7 +79,7 @@ struct StepTimer {
     mutating func endStep() {
         times.steps += 1
         times.allocations &+= AllocationCounter.count &- allocationsBefore
-        times.communicatorAllocations &+= reducer.communicatorAllocations &- communicatorBefore
+        times.communicatorAllocations &+= reducer.communicatorAllocations &+ StallWatchdog.allocations.load(ordering: .relaxed) &- communicatorBefore
         times.blasAllocations &+= BLASAllocations.count &- blasBefore
     }
 
