@@ -154,6 +154,16 @@ signal_at_startup() {
   local job=$!
   for _ in $(seq 1 400); do pid=$(rank_pid "$job" 1) && break; sleep 0.01; done
   [[ -n "$pid" ]] || { bad "SIGTERM at start-up: rank 1 not found"; kill -9 "$job"; return; }
+  # A signal before the process runs any of its own code (loader, runtime start) can only kill
+  # it the default way: wait until its SIGTERM handler shows in /proc (SigCgt bit 15), which is
+  # the first thing disttrain does, before MPI starts and the data loads.
+  local caught=0
+  for _ in $(seq 1 400); do
+    local mask; mask=$(awk '/^SigCgt:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || break
+    [[ -n "$mask" ]] && (( 0x$mask & 0x4000 )) && { caught=1; break; }
+    sleep 0.005
+  done
+  (( caught )) || { bad "SIGTERM at start-up: rank 1 never installed its handler"; kill -9 "$job"; return; }
   t0=$(ms); kill -TERM "$pid"
   timeout 60 bash -c "while kill -0 $job 2>/dev/null; do sleep 0.05; done"
   wait "$job"; local status=$?
