@@ -12,7 +12,7 @@ extension RunDirectory {
     public func removeStaleTemporaries() -> [String] {
         var removed: [String] = []
         for dir in [path, checkpoints, grids, reconstructions] {
-            for name in RunDirectory.entries(of: dir) {
+            for name in Directories.list(dir) {
                 let full = dir + "/" + name
                 if RunDirectory.isAtomicTemporary(name) {
                     unlink(full)
@@ -22,7 +22,7 @@ extension RunDirectory {
                     removed.append(full)
                 } else if dir == checkpoints && name.hasPrefix("step-") {
                     // A checkpoint's own files are written atomically too.
-                    for inner in RunDirectory.entries(of: full) where RunDirectory.isAtomicTemporary(inner) {
+                    for inner in Directories.list(full) where RunDirectory.isAtomicTemporary(inner) {
                         unlink(full + "/" + inner)
                         removed.append(full + "/" + inner)
                     }
@@ -40,18 +40,6 @@ extension RunDirectory {
         return fields.count == 2
             && !fields[0].isEmpty && fields[0].allSatisfy { $0.isASCII && $0.isNumber }
             && !fields[1].isEmpty && fields[1].allSatisfy { $0.isASCII && $0.isHexDigit }
-    }
-
-    /// Names in a directory (without "." and ".."); empty when it cannot be read.
-    static func entries(of dir: String) -> [String] {
-        guard let d = opendir(dir) else { return [] }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let e = readdir(d) {
-            let n = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if n != "." && n != ".." { names.append(n) }
-        }
-        return names
     }
 }
 
