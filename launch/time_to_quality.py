@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -148,58 +149,107 @@ def first_reaching(epochs, target):
 def report(args):
     runs = [json.loads(line) for line in open(args.runs) if line.strip()]
     targets = sorted(args.targets, reverse=True)
+    rounds = sorted({r.get("round", 1) for r in runs})
+    key = lambda t: f"reach_{t:g}"  # noqa: E731
+
+    def reached(r, t):
+        hit = first_reaching(r["epochs"], t)
+        return {"epoch": hit["epoch"], "seconds": hit["seconds_since_launch"]} if hit else None
+
+    # One row per configuration: every round's result, and the median over the rounds that reached
+    # the target (a configuration that missed it in any round counts as not reached).
     rows = []
-    for r in runs:
-        row = {"name": r["name"], "framework": r["framework"], "ranks": r["ranks"], "threads_per_rank": r["threads_per_rank"],
-               "global_batch": r["global_batch"], "recipe": r["recipe"], "command": r["command"],
-               "epochs_run": len(r["epochs"]), "final_test_loss": r["epochs"][-1]["test_loss"] if r["epochs"] else None}
+    for name in dict.fromkeys(r["name"] for r in runs):
+        mine = [r for r in runs if r["name"] == name]
+        first = mine[0]
+        row = {"name": name, "framework": first["framework"], "ranks": first["ranks"],
+               "threads_per_rank": first["threads_per_rank"], "global_batch": first["global_batch"],
+               "recipe": first["recipe"], "command": first["command"], "rounds": len(mine),
+               "epochs_run": [len(r["epochs"]) for r in mine],
+               "final_test_loss": [r["epochs"][-1]["test_loss"] if r["epochs"] else None for r in mine]}
         for t in targets:
-            hit = first_reaching(r["epochs"], t)
-            row[f"reach_{t:g}"] = {"epoch": hit["epoch"], "seconds": hit["seconds_since_launch"]} if hit else None
+            hits = [reached(r, t) for r in mine]
+            row[key(t) + "_by_round"] = hits
+            if all(hits):
+                seconds = [h["seconds"] for h in hits]
+                row[key(t)] = {"seconds": statistics.median(seconds), "min": min(seconds), "max": max(seconds),
+                               "epochs": sorted({h["epoch"] for h in hits})}
+            else:
+                row[key(t)] = None
         rows.append(row)
 
     def best(framework, recipe, t):
-        times = [r[f"reach_{t:g}"]["seconds"] for r in rows
-                 if r["framework"] == framework and r["recipe"] == recipe and r[f"reach_{t:g}"]]
+        times = [r[key(t)]["seconds"] for r in rows
+                 if r["framework"] == framework and r["recipe"] == recipe and r[key(t)]]
         return min(times) if times else None
+
+    def round_ratios(t):
+        """Per round: the best PyTorch time over the best disttrain time (seed recipe, same round)."""
+        out = []
+        for n in rounds:
+            def best_in_round(framework):
+                ts = [reached(r, t)["seconds"] for r in runs if r.get("round", 1) == n and r["framework"] == framework
+                      and r["recipe"] == "seed" and reached(r, t)]
+                return min(ts) if ts else None
+            ours, theirs = best_in_round("disttrain"), best_in_round("pytorch")
+            if ours and theirs:
+                out.append(theirs / ours)
+        return out
 
     ratios = {}
     for t in targets:
         ours, theirs = best("disttrain", "seed", t), best("pytorch", "seed", t)
-        ratios[f"{t:g}"] = theirs / ours if ours and theirs else None
-    cell = lambda hit: f"{hit['seconds']:.1f} s (epoch {hit['epoch']})" if hit else "not reached"  # noqa: E731
-    head = "| configuration | recipe | global batch | " + " | ".join(f"to test loss <= {t:g}" for t in targets) + " | epochs run, last test loss |"
+        ratios[f"{t:g}"] = {"median_over_medians": theirs / ours if ours and theirs else None, "by_round": round_ratios(t)}
+
+    def cell(hit):
+        if not hit:
+            return "not reached"
+        epochs = "/".join(str(e) for e in hit["epochs"])
+        spread = f" ({hit['min']:.1f}-{hit['max']:.1f})" if len(rounds) > 1 else ""
+        return f"{hit['seconds']:.1f} s{spread}, epoch {epochs}"
+    head = ("| configuration | recipe | global batch | " + " | ".join(f"to test loss <= {t:g}" for t in targets)
+            + " | epochs run (last test loss), by round |")
     lines = [head, "|---|---|---|" + "---|" * len(targets) + "---|"]
     for r in rows:
+        finals = "; ".join(f"{e} ({l:.2f})" for e, l in zip(r["epochs_run"], r["final_test_loss"]) if l is not None)
         lines.append(f"| {r['name']} | {r['recipe']} | {r['global_batch']} | "
-                     + " | ".join(cell(r[f'reach_{t:g}']) for t in targets)
-                     + f" | {r['epochs_run']}, {r['final_test_loss']:.2f} |")
+                     + " | ".join(cell(r[key(t)]) for t in targets) + f" | {finals} |")
     summary = []
     for t in targets:
         ratio = ratios[f"{t:g}"]
-        summary.append(f"To test loss <= {t:g} with the seed recipe: best disttrain {best('disttrain', 'seed', t) or float('nan'):.1f} s, "
-                       f"best PyTorch {best('pytorch', 'seed', t) or float('nan'):.1f} s: "
-                       + (f"disttrain {ratio:.2f}x sooner (goal 1.6x)." if ratio else "no ratio (a side did not reach it)."))
-    scaled = [r for r in rows if r["recipe"] != "seed"]
-    for r in scaled:
+        ours, theirs = best("disttrain", "seed", t), best("pytorch", "seed", t)
+        spread = ""
+        if len(ratio["by_round"]) > 1:
+            spread = " Per round (best of each side in that round): " + ", ".join(f"{x:.2f}x" for x in ratio["by_round"]) + "."
+        seconds = lambda x: f"{x:.1f} s" if x else "not reached"  # noqa: E731
+        summary.append(f"To test loss <= {t:g} with the seed recipe: best disttrain {seconds(ours)}, "
+                       f"best PyTorch {seconds(theirs)}"
+                       + (" (medians)" if len(rounds) > 1 else "") + ": "
+                       + (f"disttrain {ratio['median_over_medians']:.2f}x sooner (goal 1.6x)." if ratio["median_over_medians"]
+                          else "no ratio (a side did not reach it in every round).") + spread)
+    for r in [r for r in rows if r["recipe"] != "seed"]:
         same = [s for s in rows if s["recipe"] == "seed" and s["framework"] == r["framework"] and s["ranks"] == r["ranks"]
                 and s["threads_per_rank"] == r["threads_per_rank"]]
         t = targets[0]
-        if same and r[f"reach_{t:g}"] and same[0][f"reach_{t:g}"]:
-            a, b = r[f"reach_{t:g}"]["seconds"], same[0][f"reach_{t:g}"]["seconds"]
+        if same and r[key(t)] and same[0][key(t)]:
+            a, b = r[key(t)]["seconds"], same[0][key(t)]["seconds"]
             summary.append(f"{r['name']} ({r['recipe']}, global batch {r['global_batch']}) reached {t:g} in {a:.1f} s against "
                            f"{b:.1f} s for the seed recipe on the same ranks: {'sooner' if a < b else 'later'} ({b / a:.2f}x).")
         elif same:
             summary.append(f"{r['name']} ({r['recipe']}): "
-                           + ("did not reach " if not r[f"reach_{t:g}"] else "the seed recipe on the same ranks did not reach ")
+                           + ("did not reach " if not r[key(t)] else "the seed recipe on the same ranks did not reach ")
                            + f"{t:g} within the epochs run.")
     meta = {"host": platform.node(), "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "load_average_at_report": os.getloadavg(), "targets": targets, "note": args.note}
+            "load_average_at_report": os.getloadavg(), "targets": targets, "rounds": len(rounds), "note": args.note}
+    order = ("configurations run one after another in the order listed"
+             if len(rounds) == 1 else
+             f"{len(rounds)} rounds, each running every configuration once in the order listed; a cell is the median "
+             "over the rounds (range in brackets) and the epoch(s) at which the target was reached")
     md = ["# Time to quality: disttrain vs PyTorch", "",
           f"`launch/time-to-quality` on {meta['cores']} cores, {meta['date']} (load average at the end "
           f"{meta['load_average_at_report'][0]:.1f}). Wall time from launching the job (before mpirun or python starts) "
           "to the end of the first epoch whose test loss (one z sample per test image, all 10,000) is at or below "
-          "the target; configurations run one after another in the order listed. `seed` is configs/cvae.json's "
+          f"the target; {order}. `seed` is configs/cvae.json's "
           "recipe on both sides (global batch 256, Adam 1e-3); PyTorch is the pip build, DDP over gloo.", ""] + lines + [""] + summary + [""]
     if args.note:
         md += [args.note, ""]
