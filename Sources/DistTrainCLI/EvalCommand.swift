@@ -128,7 +128,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let started = Clock.now()
         let comm = CommunicatorFactory.world()
-        BLASThreads.set(ThreadPlan.threads(requested: blas.threads, ranksOnHost: comm.localSize))
+        RankThreads.set(ThreadPlan.threads(requested: blas.threads, ranksOnHost: comm.localSize))
         let rank = comm.rank, world = comm.size
         let trained = try comm.collectively { try model.load() }
         let a = trained.architecture

@@ -79,8 +79,8 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Override runtime.blas_threads: OpenBLAS threads per rank (0: cores on this host / ranks on this host).")
     var threads: Int?
 
-    @Option(name: .customLong("elementwise-threads"), help: "Override runtime.elementwise_threads: threads for the elementwise passes and Adam (0: as many as the BLAS threads; 1: the calling thread only).")
-    var elementwiseThreads: Int?
+    @Option(name: .long, help: "Override runtime.threading: pool (disttrain's threads run every phase; default) or openblas (OpenBLAS's threads run the products, the rest one thread).")
+    var threading: String?
 
     @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("Override runtime.stall_timeout_s: stop the job (exit status 76) when a rank has not reached a collective for this many seconds; a warning names it at half the time (0: off; default 300).", valueName: "seconds"))
     var stallTimeout: Double?
@@ -122,6 +122,7 @@ struct TrainCommand: ParsableCommand {
         if let s = schedule, LRScheduleKind(rawValue: s) == nil {
             throw ValidationError("--schedule must be one of \(LRScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")), got \(s)")
         }
+        if let t = threading, ThreadingMode(rawValue: t) == nil { throw ValidationError("--threading must be pool or openblas, got \(t)") }
         if let s = scaleLR, LRScaling(rawValue: s) == nil { throw ValidationError("--scale-lr must be none, linear or sqrt, got \(s)") }
         if let w = warmupSteps, w < 0 { throw ValidationError("--warmup-steps must be non-negative, got \(w)") }
         if let w = warmupEpochs, !(w >= 0) || !w.isFinite { throw ValidationError("--warmup-epochs must be a non-negative number, got \(w)") }
@@ -156,7 +157,7 @@ struct TrainCommand: ParsableCommand {
         if let v = out { list.append(ConfigOverride("--out", \.output.dir, v)) }
         if let v = maxSteps { list.append(ConfigOverride("--max-steps", \.training.maxSteps, v)) }
         if let v = threads { list.append(ConfigOverride("--threads", \.runtime.blasThreads, v)) }
-        if let v = elementwiseThreads { list.append(ConfigOverride("--elementwise-threads", \.runtime.elementwiseThreads, v)) }
+        if let v = threading.flatMap(ThreadingMode.init(rawValue:)) { list.append(ConfigOverride("--threading", \.runtime.threading, v)) }
         if let v = checksumEvery { list.append(ConfigOverride("--checksum-every", \.runtime.checksumEvery, v)) }
         if let v = binarize.flatMap(Binarization.init(rawValue:)) { list.append(ConfigOverride("--binarize", \.data.binarize, v)) }
         if let v = schedule.flatMap(LRScheduleKind.init(rawValue:)) { list.append(ConfigOverride("--schedule", \.optimizer.schedule, v)) }

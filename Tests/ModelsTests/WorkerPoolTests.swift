@@ -4,9 +4,10 @@ import Glibc
 import Testing
 @testable import Models
 
-/// The elementwise worker pool: every chunk runs once, on several threads, without heap
-/// allocations on the calling thread; and a training step gives the same bits on 1, 2 or 3
-/// threads (the pool's whole promise: fixed chunk boundaries, reductions in a fixed order).
+/// The rank's worker pool: every chunk runs once, on several threads, without heap allocations
+/// on the calling thread; and a training step (products in blocks, elementwise passes) gives the
+/// same bits on 1, 2 or 3 threads (the pool's whole promise: boundaries fixed by the shapes,
+/// reductions in a fixed order).
 struct WorkerPoolTests {
     /// Per-chunk records of a pass: how often each chunk ran and on which thread.
     struct Record {
@@ -74,7 +75,7 @@ struct WorkerPoolTests {
 
     /// One training step's loss, gradients and the loss pass's per-row terms, as bits.
     static func step(threads: Int) -> (loss: [UInt64], grads: [UInt32], rows: [UInt32]) {
-        WorkerPool.shared.setThreads(threads)
+        RankThreads.set(threads)  // products in blocks on the pool too (OpenBLAS single-threaded)
         let arch = VAEArchitecture(inputDim: 200, classes: 4, encoderHidden: [300, 40], decoderHidden: [300], latent: 6)
         let model = VAE(arch)
         let params = FloatBuffer(count: model.parameterCount)
@@ -91,7 +92,7 @@ struct WorkerPoolTests {
 
     @Test("a training step is bitwise the same on 1, 2 and 3 threads")
     func stepBitwise() {
-        defer { WorkerPool.shared.setThreads(1); WorkerPool.shared.callerTakesChunks = true }
+        defer { RankThreads.set(1); WorkerPool.shared.callerTakesChunks = true }
         let one = Self.step(threads: 1)
         WorkerPool.shared.callerTakesChunks = false  // every chunk of these steps on the workers
         for n in [2, 3] {

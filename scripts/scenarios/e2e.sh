@@ -47,6 +47,24 @@ PY
   for f in tb curves.svg reconstructions/epoch-001.png; do [[ -e "$out/$f" ]] || fail "$n ranks: missing $f"; done
   echo "e2e: $n ranks ok: $(head -c 200 "$out/metrics.jsonl")"
 done
+# Threads (runtime.threading): in pool mode 1 rank x 2 threads trains to the same tensor bytes as
+# run1's single thread (products cut by shape, passes in fixed chunks); OpenBLAS mode (its own
+# threads for the products) trains to within rounding of it.
+for mode in pool openblas; do
+  timeout 300 mpirun -n 1 --bind-to none "$bin" --config configs/cvae.json --epochs 1 --max-steps 40 --threads 2 \
+    --threading "$mode" --out "$tmp/threads-$mode" --log-level warning --no-tensorboard > "$tmp/log-threads-$mode" 2>&1 \
+    || { cat "$tmp/log-threads-$mode"; fail "1 rank x 2 threads, --threading $mode failed"; }
+done
+python3 scripts/tools/safetensors-tensors-equal.py "$tmp/run1/checkpoints/step-00000040/model.safetensors" \
+  "$tmp/threads-pool/checkpoints/step-00000040/model.safetensors" || fail "pool mode: 2 threads give other bits than 1"
+timeout 60 python3 - "$tmp/threads-pool/metrics.jsonl" "$tmp/threads-openblas/metrics.jsonl" <<'PY' || fail "--threading openblas disagrees with pool mode"
+import json, sys
+pool, openblas = (json.loads(open(p).read().splitlines()[-1]) for p in sys.argv[1:3])
+assert abs(pool["test_loss"] - openblas["test_loss"]) < 0.01 * pool["test_loss"], (pool["test_loss"], openblas["test_loss"])
+assert pool["allocations_per_step"] == 0 and openblas["allocations_per_step"] == 0, (pool, openblas)
+assert pool["blas_allocations_per_step"] == 0, pool  # single-threaded OpenBLAS calls allocate nothing
+PY
+echo "e2e: 1 rank x 2 threads: pool mode bitwise equal to 1 thread, OpenBLAS mode within 1% of its test loss"
 # --init-from: a run starts from another run's weights (as it would from PyTorch's export).
 timeout 300 "$bin" --config configs/cvae.json --max-steps 1 --epochs 1 --out "$tmp/init" --quiet --log-level warning \
   --init-from "$tmp/run4/checkpoints/step-00000040/model.safetensors" || fail "--init-from"

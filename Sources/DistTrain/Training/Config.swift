@@ -137,9 +137,9 @@ public struct TrainConfig: Equatable, Sendable {
     public struct Runtime: Equatable, Sendable {
         /// OpenBLAS threads per rank (0: cores on this host / ranks on this host).
         public var blasThreads = 0
-        /// Threads for the elementwise passes and Adam (0: as many as the rank's BLAS threads;
-        /// 1: the calling thread only).
-        public var elementwiseThreads = 1
+        /// Who runs the rank's threads: disttrain's pool (every phase, the same bits for any thread
+        /// count) or OpenBLAS's threads (products only).
+        public var threading: ThreadingMode = .pool
         /// Compare a parameter checksum across ranks every this many steps (0: off).
         public var checksumEvery = 0
         /// "overlap": gradient buckets reduced with MPI_Iallreduce while backward runs;

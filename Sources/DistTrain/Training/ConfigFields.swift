@@ -306,8 +306,8 @@ extension TrainConfig {
 
         .integer("runtime", "blas_threads", \.runtime.blasThreads, min: 0, max: 1024,
                  doc: "OpenBLAS threads per rank (0: CPUs this rank may use / ranks on this host)"),
-        .integer("runtime", "elementwise_threads", \.runtime.elementwiseThreads, min: 0, max: 1024,
-                 doc: "threads for the elementwise passes (bias + activation, losses, the latent sample) and Adam (0: the rank's BLAS threads; 1: the calling thread only); results are the same bits for any number"),
+        .choice("runtime", "threading", \.runtime.threading,
+                doc: "who runs a rank's `blas_threads` threads: `\"pool\"`, disttrain's pool runs every phase (each matrix product cut into blocks of single-threaded OpenBLAS calls, the elementwise passes and Adam), the same bits for any thread count; `\"openblas\"`, OpenBLAS's own threads run the products and the rest runs on one thread (bits depend on the thread count; OpenBLAS 0.3.21's threaded sgemm can deadlock, see \"Threads\")"),
         .integer("runtime", "checksum_every", \.runtime.checksumEvery, min: 0,
                  doc: "debug: compare a parameter checksum across ranks every N steps, stop on drift"),
         .choice("runtime", "allreduce", \.runtime.allreduce,

@@ -165,9 +165,9 @@ public final class Trainer {
                 log.info("test loss: exact over \(k) categories, on \(images == test.totalCount ? "all \(images)" : "the first \(images) of \(test.totalCount)") test images (\(k) x images decoder rows, at most \(CategoricalBudget.decoderRows))")
             }
             if let d = pieces {
-                log.info("world \(comm.size), deterministic: global batch \(plan.globalBatch) in \(VirtualShards.count) pieces of \(d.shards.pieceRows(VirtualShards.count - 1))-\(d.shards.largestPiece) rows, \(d.pieces.count) on each rank (local batch \(localBatch) on rank 0), \(steps) steps per epoch, BLAS threads \(BLASThreads.current)")
+                log.info("world \(comm.size), deterministic: global batch \(plan.globalBatch) in \(VirtualShards.count) pieces of \(d.shards.pieceRows(VirtualShards.count - 1))-\(d.shards.largestPiece) rows, \(d.pieces.count) on each rank (local batch \(localBatch) on rank 0), \(steps) steps per epoch, \(RankThreads.description)")
             } else {
-                log.info("world \(comm.size): global batch \(plan.globalBatch), local batch \(localBatch) on rank 0, \(steps) steps per epoch\(steps < plan.stepsPerEpoch ? " (of \(plan.stepsPerEpoch): the rarest label of a shard limits it)" : ""), BLAS threads \(BLASThreads.current)")
+                log.info("world \(comm.size): global batch \(plan.globalBatch), local batch \(localBatch) on rank 0, \(steps) steps per epoch\(steps < plan.stepsPerEpoch ? " (of \(plan.stepsPerEpoch): the rarest label of a shard limits it)" : ""), \(RankThreads.description)")
             }
         }
         while state.epoch < config.training.epochs && stepsLeft() {

@@ -48,9 +48,8 @@ struct TrainingSetup {
         run = RunDirectory(config.output.dir)
         let deterministic = config.runtime.deterministic
         // Deterministic mode: one BLAS thread (OpenBLAS gives other bits for the same sgemm at 2 threads).
-        let blasThreads = deterministic ? 1 : ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize)
-        BLASThreads.set(blasThreads,
-                        elementwise: config.runtime.elementwiseThreads == 0 ? blasThreads : config.runtime.elementwiseThreads)
+        RankThreads.set(deterministic ? 1 : ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize),
+                        mode: config.runtime.threading)
         // A world size deterministic mode cannot split the data over is refused before anything is read.
         if deterministic {
             try comm.collectively {

@@ -1,4 +1,3 @@
-import COpenBLAS
 
 /// The index map shared by Conv2d and ConvTranspose2d: a square k x k window with stride s and
 /// zero padding p slides over an "image" (C, H, W) and visits the positions of a "grid"
@@ -145,14 +144,11 @@ public struct ConvGeometry: Sendable, Equatable {
         }
     }
 
-    /// Row-major C[M, N] = alpha op(A) op(B) + beta C, counting BLAS allocations.
+    /// Row-major C[M, N] = op(A) op(B) + beta C, over the rank's threads.
     @inline(__always)
     static func gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-        BLASAllocations.counting {
-            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                        Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-        }
+        MatrixProduct.sgemm(transA, transB, m, n, k, a, lda, b, ldb, beta: beta, c, ldc)
     }
 }

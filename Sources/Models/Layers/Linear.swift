@@ -1,9 +1,8 @@
-import COpenBLAS
 
 /// A fully connected layer in PyTorch's nn.Linear convention: y = x W^T + b with
 /// W stored [out, in] row-major and b [out], both inside the flat parameter buffer.
 ///
-/// All products go through cblas_sgemm on the flat buffers; transposes are sgemm flags,
+/// All products go through MatrixProduct.sgemm (cblas_sgemm in blocks on the rank's threads); transposes are sgemm flags,
 /// never copies. A ReLU or LeakyReLU that follows a Linear in a stack is fused into it
 /// (`activation`): the bias add and the activation share one pass over the output, and
 /// backward scales dy by the activation's derivative read off the stored output. This is the
@@ -69,12 +68,8 @@ public final class Linear: Layer {
     /// y[rows, out] = x[rows, in] W^T, without the bias (the caller fuses bias and activation).
     @inline(__always)
     public func forwardNoBias(_ params: UnsafePointer<Float>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int) {
-        BLASAllocations.counting {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                        Int32(rows), Int32(outFeatures), Int32(inFeatures),
-                        1, x, Int32(inFeatures), params + weightOffset, Int32(inFeatures),
-                        0, y, Int32(outFeatures))
-        }
+        MatrixProduct.sgemm(false, true, rows, outFeatures, inFeatures, x, inFeatures, params + weightOffset, inFeatures,
+                            beta: 0, y, outFeatures)
     }
 
     /// y = x W^T + b (no activation), for output layers and heads.
@@ -98,12 +93,8 @@ public final class Linear: Layer {
                          x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
                          rows: Int, accumulate: Bool) {
         // dW[out, in] (+)= dy^T x
-        BLASAllocations.counting {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
-                        Int32(outFeatures), Int32(inFeatures), Int32(rows),
-                        1, dy, Int32(outFeatures), x, Int32(inFeatures),
-                        accumulate ? 1 : 0, grads + weightOffset, Int32(inFeatures))
-        }
+        MatrixProduct.sgemm(true, false, outFeatures, inFeatures, rows, dy, outFeatures, x, inFeatures,
+                            beta: accumulate ? 1 : 0, grads + weightOffset, inFeatures)
         // db (+)= column sums of dy; row by row so the inner loop vectorizes. The WorkerPool
         // splits the columns, so every column is still summed over the rows in order.
         let db = grads + biasOffset
@@ -118,12 +109,8 @@ public final class Linear: Layer {
             }
         }
         if let dx {
-            BLASAllocations.counting {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                            Int32(rows), Int32(inFeatures), Int32(outFeatures),
-                            1, dy, Int32(outFeatures), params + weightOffset, Int32(inFeatures),
-                            0, dx, Int32(inFeatures))
-            }
+            MatrixProduct.sgemm(false, false, rows, inFeatures, outFeatures, dy, outFeatures, params + weightOffset, inFeatures,
+                                beta: 0, dx, inFeatures)
         }
     }
 

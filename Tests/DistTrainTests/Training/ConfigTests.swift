@@ -142,7 +142,7 @@ struct ConfigTests {
       },
       "runtime": {
         "blas_threads": 0,
-        "elementwise_threads": 1,
+        "threading": "pool",
         "checksum_every": 0,
         "allreduce": "overlap",
         "bucket_mb": 1,
