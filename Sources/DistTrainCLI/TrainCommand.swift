@@ -58,7 +58,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("shard-optimizer"), help: "Set runtime.shard_optimizer (ZeRO stage 1): each rank keeps and updates 1/N of the Adam state; gradients are reduce-scattered and parameters allgathered.")
     var shardOptimizer = false
 
-    @Flag(name: .customLong("deterministic"), help: "Set runtime.deterministic: the trained model is the same bits at 1, 2, 3, 4, 6, 8, 12 or 24 ranks and any thread count (slower: one BLAS thread per rank, per-shard gradients, int64 sums).")
+    @Flag(name: .customLong("deterministic"), help: "Set runtime.deterministic: the trained model is the same bits at 1, 2, 3, 4, 6, 8, 12 or 24 ranks and any thread count (slower: per-shard gradients, int64 sums).")
     var deterministic = false
 
     @Option(name: .long, help: ArgumentHelp("Write a Chrome trace-event JSON (chrome://tracing, ui.perfetto.dev) of the traced steps: one track per rank with batch filling, forward, backward, each gradient bucket's allreduce, the wait, optimizer, evaluation and checkpoint writes. Rank 0 writes it at the end.", valueName: "file"))
@@ -76,7 +76,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("max-steps"), help: "Override training.max_steps: stop after this many optimizer steps in total (0: no limit).")
     var maxSteps: Int?
 
-    @Option(name: .long, help: "Override runtime.blas_threads: OpenBLAS threads per rank (0: cores on this host / ranks on this host).")
+    @Option(name: .long, help: "Override runtime.blas_threads: threads per rank for every phase of a step (0: cores on this host / ranks on this host; see --threading).")
     var threads: Int?
 
     @Option(name: .long, help: "Override runtime.threading: pool (disttrain's threads run every phase; default) or openblas (OpenBLAS's threads run the products, the rest one thread).")

@@ -305,7 +305,7 @@ extension TrainConfig {
         .integer("output", "keep_checkpoints", \.output.keepCheckpoints, min: 1, doc: "step checkpoints kept (plus the best)"),
 
         .integer("runtime", "blas_threads", \.runtime.blasThreads, min: 0, max: 1024,
-                 doc: "OpenBLAS threads per rank (0: CPUs this rank may use / ranks on this host)"),
+                 doc: "threads per rank (0: CPUs this rank may use / ranks on this host); who runs them: `runtime.threading`"),
         .choice("runtime", "threading", \.runtime.threading,
                 doc: "who runs a rank's `blas_threads` threads: `\"pool\"`, disttrain's pool runs every phase (each matrix product cut into blocks of single-threaded OpenBLAS calls, the elementwise passes and Adam), the same bits for any thread count; `\"openblas\"`, OpenBLAS's own threads run the products and the rest runs on one thread (bits depend on the thread count; OpenBLAS 0.3.21's threaded sgemm can deadlock, see \"Threads\")"),
         .integer("runtime", "checksum_every", \.runtime.checksumEvery, min: 0,
@@ -330,7 +330,7 @@ extension TrainConfig {
         .number("runtime", "stall_timeout_s", \.runtime.stallTimeoutS, min: 0,
                 doc: "stop the job (exit status 76) when a rank has not reached a collective for this many seconds; a warning names it at half the time (0: no stall watchdog)"),
         ConfigField(section: "runtime", key: "deterministic", type: "boolean", allowed: "",
-                    doc: "the same model bits at 1, 2, 3, 4, 6, 8, 12 or 24 ranks, any BLAS thread count and across kill/resume (24 virtual shards, one gradient per shard's share of the batch, exact fixed-point sums; one BLAS thread per rank); global batch at least 24 x classes; see \"Deterministic mode\"",
+                    doc: "the same model bits at 1, 2, 3, 4, 6, 8, 12 or 24 ranks, any BLAS thread count and across kill/resume (24 virtual shards, one gradient per shard's share of the batch, exact fixed-point sums; with `threading: \"openblas\"` one thread per rank); global batch at least 24 x classes; see \"Deterministic mode\"",
                     keyPath: \TrainConfig.runtime.deterministic,
                     parse: { value, field, config in
                         guard case let .bool(b) = value else { throw ConfigError.wrongType(field: field, expected: "true or false", got: value.typeName) }

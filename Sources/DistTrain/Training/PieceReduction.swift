@@ -7,9 +7,9 @@ import Models
 /// per-piece statistics (`PieceBatchStatistics`, nil without BatchNorm).
 ///
 /// The step runs each piece as its own micro-batch (forward and backward over exactly its
-/// rows, with one BLAS thread: OpenBLAS 0.3.21 gives other bits for the same product at 2
-/// threads, and for the same row in products of a different row count), so a piece's
-/// gradient is the same bits on any rank of any world size.
+/// rows: OpenBLAS 0.3.21 gives other bits for the same row in products of a different row
+/// count; the pool's products are cut by shape, so any thread count gives the same bits), so a
+/// piece's gradient is the same bits on any rank of any world size.
 struct PieceReduction {
     let shards: VirtualShards
     /// This rank's pieces, in order.

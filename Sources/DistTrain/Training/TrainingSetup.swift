@@ -47,9 +47,10 @@ struct TrainingSetup {
         let rank = comm.rank, world = comm.size, classes = config.model.classes
         run = RunDirectory(config.output.dir)
         let deterministic = config.runtime.deterministic
-        // Deterministic mode: one BLAS thread (OpenBLAS gives other bits for the same sgemm at 2 threads).
-        RankThreads.set(deterministic ? 1 : ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize),
-                        mode: config.runtime.threading)
+        // Deterministic mode with OpenBLAS's threads: one thread (OpenBLAS gives other bits for the
+        // same sgemm at 2 threads). The pool's products and passes give the same bits on any count.
+        let threads = ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize)
+        RankThreads.set(deterministic && config.runtime.threading == .openblas ? 1 : threads, mode: config.runtime.threading)
         // A world size deterministic mode cannot split the data over is refused before anything is read.
         if deterministic {
             try comm.collectively {
