@@ -64,23 +64,13 @@ public struct ConvGeometry: Sendable, Equatable {
 
     /// col[C k k, n OH OW] from images x[n, C, H, W] (zero where the window hangs over the padding).
     public func im2col(_ x: UnsafePointer<Float>, rows n: Int, _ col: UnsafeMutablePointer<Float>) {
-        let P = positions, columns = n * P, kk = kernel * kernel
-        sourceIndex.withUnsafeBufferPointer { indexTable in
-            inside.withUnsafeBufferPointer { insideTable in
-                for c in 0..<channels {
-                    for w in 0..<kk {
-                        let row = col + (c * kk + w) * columns
-                        let index = indexTable.baseAddress! + w * P, ok = insideTable.baseAddress! + w * P
-                        for b in 0..<n {
-                            let img = x + (b * channels + c) * imagePlane
-                            let d = row + b * P
-                            for p in 0..<P {
-                                let v = img[Int(index[p])]
-                                d[p] = ok[p] != 0 ? v : 0
-                            }
-                        }
-                    }
-                }
+        let P = positions
+        forEachColumnRun(rows: n) { colRun, imageOffset, index, ok in
+            let img = x + imageOffset
+            let d = col + colRun
+            for p in 0..<P {
+                let v = img[Int(index[p])]
+                d[p] = ok[p] != 0 ? v : 0
             }
         }
     }
@@ -89,20 +79,33 @@ public struct ConvGeometry: Sendable, Equatable {
     /// Within one window offset no two grid positions read the same image value, so the adds
     /// of one flat loop never collide; padded positions add 0 to a real value.
     public func col2im(_ col: UnsafePointer<Float>, rows n: Int, _ x: UnsafeMutablePointer<Float>) {
+        let P = positions
+        forEachColumnRun(rows: n) { colRun, imageOffset, index, ok in
+            let img = x + imageOffset
+            let src = col + colRun
+            for p in 0..<P {
+                let v = src[p]
+                img[Int(index[p])] += ok[p] != 0 ? v : 0
+            }
+        }
+    }
+
+    /// The traversal im2col and col2im share: for every col row (channel c, window offset w)
+    /// and image row b, `body(offset of the run of OH OW col values, offset of image (b, c)'s
+    /// plane, w's source index table [OH OW], w's inside table [OH OW])`.
+    @inline(__always)
+    private func forEachColumnRun(rows n: Int,
+                                  _ body: (_ colRun: Int, _ imageOffset: Int, _ index: UnsafePointer<Int32>,
+                                           _ ok: UnsafePointer<Float>) -> Void) {
         let P = positions, columns = n * P, kk = kernel * kernel
         sourceIndex.withUnsafeBufferPointer { indexTable in
             inside.withUnsafeBufferPointer { insideTable in
                 for c in 0..<channels {
                     for w in 0..<kk {
-                        let row = col + (c * kk + w) * columns
+                        let row = (c * kk + w) * columns
                         let index = indexTable.baseAddress! + w * P, ok = insideTable.baseAddress! + w * P
                         for b in 0..<n {
-                            let img = x + (b * channels + c) * imagePlane
-                            let src = row + b * P
-                            for p in 0..<P {
-                                let v = src[p]
-                                img[Int(index[p])] += ok[p] != 0 ? v : 0
-                            }
+                            body(row + b * P, (b * channels + c) * imagePlane, index, ok)
                         }
                     }
                 }
