@@ -10,8 +10,10 @@ public final class Conv2d: Layer {
     public let inputShape: TensorShape
     public let outputShape: TensorShape
     public let geometry: ConvGeometry
-    public let weightOffset: Int
-    public let biasOffset: Int
+    /// weight [Cout, Cin, k, k] and bias [Cout] in the flat buffers.
+    let parameters: ConvParameters
+    public var weightOffset: Int { parameters.weightOffset }
+    public var biasOffset: Int { parameters.biasOffset }
 
     public init(input: TensorShape, outChannels: Int, kernel: Int, stride: Int, padding: Int, name: String,
                 builder: inout LayerBuilder) {
@@ -24,10 +26,8 @@ public final class Conv2d: Layer {
         outputShape = TensorShape(outChannels, oh, ow)
         geometry = ConvGeometry(channels: input.channels, height: input.height, width: input.width, kernel: kernel,
                                 stride: stride, padding: padding, gridHeight: oh, gridWidth: ow)
-        weightOffset = builder.parameters.reserve(outChannels * geometry.patch)
-        biasOffset = builder.parameters.reserve(outChannels)
-        builder.parameters.export(name + ".weight", shape: [outChannels, input.channels, kernel, kernel], offset: weightOffset)
-        builder.parameters.export(name + ".bias", shape: [outChannels], offset: biasOffset)
+        parameters = ConvParameters(name: name, weightShape: [outChannels, input.channels, kernel, kernel],
+                                    biasCount: outChannels, builder: &builder)
     }
 
     public var parameterOffset: Int? { weightOffset }
@@ -37,46 +37,32 @@ public final class Conv2d: Layer {
 
     // scratch: col [Cin k k, chunk OH OW], then tmp [Cout, chunk OH OW] (output / dy, channel-major)
     public func scratchBytes(capacity: Int) -> Int {
-        let n = geometry.chunkRows(capacity: capacity)
-        return 4 * n * geometry.positions * (geometry.patch + outChannels)
+        geometry.scratchBytes(capacity: capacity, channelMajor: outChannels)
     }
 
     /// kaiming_uniform(a = sqrt(5)) gives bound 1 / sqrt(fan_in), fan_in = Cin k k; bias the same.
     public func initialize(_ params: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
-        let bound = 1 / Float(geometry.patch).squareRoot()
-        for i in 0..<(outChannels * geometry.patch) { params[weightOffset + i] = rng.uniform(-bound, bound) }
-        for i in 0..<outChannels { params[biasOffset + i] = rng.uniform(-bound, bound) }
+        parameters.initialize(params, bound: 1 / Float(geometry.patch).squareRoot(), rng: &rng)
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, _ c: LayerContext) {
-        let g = geometry, P = g.positions, chunk = g.chunkRows(capacity: c.capacity)
-        let col = c.scratch.bindMemory(to: Float.self, capacity: chunk * P * (g.patch + outChannels))
-        let tmp = col + chunk * P * g.patch
-        var first = 0
-        while first < rows {
-            let n = min(chunk, rows - first)
+        let g = geometry, P = g.positions
+        let (col, tmp) = g.scratchBuffers(c, channelMajor: outChannels)
+        g.forEachChunk(rows: rows, capacity: c.capacity) { first, n in
             g.im2col(x + first * inputShape.count, rows: n, col)
             ConvGeometry.gemm(false, false, outChannels, n * P, g.patch, c.params + weightOffset, g.patch, col, n * P, 0, tmp, n * P)
             ConvGeometry.scatter(tmp, rows: n, channels: outChannels, plane: P, bias: c.params + biasOffset,
                                  y + first * outputShape.count)
-            first += n
         }
     }
 
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, rows: Int, _ c: LayerContext) {
-        let g = geometry, P = g.positions, chunk = g.chunkRows(capacity: c.capacity)
-        let col = c.scratch.bindMemory(to: Float.self, capacity: chunk * P * (g.patch + outChannels))
-        let dyT = col + chunk * P * g.patch
-        let grads = c.grads!
-        if !c.accumulate {
-            (grads + weightOffset).update(repeating: 0, count: outChannels * g.patch)
-            (grads + biasOffset).update(repeating: 0, count: outChannels)
-        }
+        let g = geometry, P = g.positions
+        let (col, dyT) = g.scratchBuffers(c, channelMajor: outChannels)
+        let grads = parameters.prepareGradients(c)
         ConvGeometry.biasGradient(dy, rows: rows, channels: outChannels, plane: P, grads + biasOffset)
-        var first = 0
-        while first < rows {
-            let n = min(chunk, rows - first)
+        g.forEachChunk(rows: rows, capacity: c.capacity) { first, n in
             ConvGeometry.gather(dy + first * outputShape.count, rows: n, channels: outChannels, plane: P, dyT)
             g.im2col(x + first * inputShape.count, rows: n, col)
             // dW[Cout, Cin k k] += dyT[Cout, nP] col^T
@@ -88,7 +74,6 @@ public final class Conv2d: Layer {
                 dxr.update(repeating: 0, count: n * inputShape.count)
                 g.col2im(col, rows: n, dxr)
             }
-            first += n
         }
     }
 }

@@ -62,6 +62,35 @@ public struct ConvGeometry: Sendable, Equatable {
         max(1, min(capacity, (1 << 20) / max(1, patch * positions)))
     }
 
+    /// Bytes of a conv layer's scratch: col [C k k, chunk OH OW], then a channel-major
+    /// [channels, chunk OH OW] (Conv2d: its output / dy; ConvTranspose2d: its input / dx).
+    public func scratchBytes(capacity: Int, channelMajor channels: Int) -> Int {
+        let n = chunkRows(capacity: capacity)
+        return 4 * n * positions * (patch + channels)
+    }
+
+    /// The scratch laid out as `scratchBytes` says: col [C k k, chunk OH OW] and the
+    /// channel-major [channels, chunk OH OW] after it.
+    func scratchBuffers(_ c: LayerContext, channelMajor channels: Int)
+        -> (col: UnsafeMutablePointer<Float>, channelMajor: UnsafeMutablePointer<Float>) {
+        let chunk = chunkRows(capacity: c.capacity)
+        let col = c.scratch.bindMemory(to: Float.self, capacity: chunk * positions * (patch + channels))
+        return (col, col + chunk * positions * patch)
+    }
+
+    /// Calls `body(first, n)` for the consecutive chunks of `rows` rows, each at most
+    /// chunkRows(capacity:) rows long: the loop every conv forward and backward runs.
+    @inline(__always)
+    func forEachChunk(rows: Int, capacity: Int, _ body: (_ first: Int, _ n: Int) -> Void) {
+        let chunk = chunkRows(capacity: capacity)
+        var first = 0
+        while first < rows {
+            let n = min(chunk, rows - first)
+            body(first, n)
+            first += n
+        }
+    }
+
     /// col[C k k, n OH OW] from images x[n, C, H, W] (zero where the window hangs over the padding).
     public func im2col(_ x: UnsafePointer<Float>, rows n: Int, _ col: UnsafeMutablePointer<Float>) {
         let P = positions

@@ -11,8 +11,10 @@ public final class ConvTranspose2d: Layer {
     public let outputShape: TensorShape
     /// The conv geometry from the output (image) to the input (grid).
     public let geometry: ConvGeometry
-    public let weightOffset: Int
-    public let biasOffset: Int
+    /// weight [Cin, Cout, k, k] and bias [Cout] in the flat buffers.
+    let parameters: ConvParameters
+    public var weightOffset: Int { parameters.weightOffset }
+    public var biasOffset: Int { parameters.biasOffset }
 
     public init(input: TensorShape, outChannels: Int, kernel: Int, stride: Int, padding: Int, outputPadding: Int,
                 name: String, builder: inout LayerBuilder) {
@@ -26,10 +28,8 @@ public final class ConvTranspose2d: Layer {
         outputShape = TensorShape(outChannels, oh, ow)
         geometry = ConvGeometry(channels: outChannels, height: oh, width: ow, kernel: kernel, stride: stride, padding: padding,
                                 gridHeight: input.height, gridWidth: input.width)
-        weightOffset = builder.parameters.reserve(input.channels * geometry.patch)
-        biasOffset = builder.parameters.reserve(outChannels)
-        builder.parameters.export(name + ".weight", shape: [input.channels, outChannels, kernel, kernel], offset: weightOffset)
-        builder.parameters.export(name + ".bias", shape: [outChannels], offset: biasOffset)
+        parameters = ConvParameters(name: name, weightShape: [input.channels, outChannels, kernel, kernel],
+                                    biasCount: outChannels, builder: &builder)
     }
 
     public var parameterOffset: Int? { weightOffset }
@@ -40,25 +40,19 @@ public final class ConvTranspose2d: Layer {
 
     // scratch: col [Cout k k, chunk H W], then xT [Cin, chunk H W] (input / dx, channel-major)
     public func scratchBytes(capacity: Int) -> Int {
-        let n = geometry.chunkRows(capacity: capacity)
-        return 4 * n * geometry.positions * (geometry.patch + inChannels)
+        geometry.scratchBytes(capacity: capacity, channelMajor: inChannels)
     }
 
     /// PyTorch computes fan_in from weight dim 1 (Cout) times k k; bound 1 / sqrt(fan_in).
     public func initialize(_ params: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
-        let bound = 1 / Float(geometry.patch).squareRoot()
-        for i in 0..<(inChannels * geometry.patch) { params[weightOffset + i] = rng.uniform(-bound, bound) }
-        for i in 0..<outChannels { params[biasOffset + i] = rng.uniform(-bound, bound) }
+        parameters.initialize(params, bound: 1 / Float(geometry.patch).squareRoot(), rng: &rng)
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, _ c: LayerContext) {
-        let g = geometry, P = g.positions, chunk = g.chunkRows(capacity: c.capacity)
-        let col = c.scratch.bindMemory(to: Float.self, capacity: chunk * P * (g.patch + inChannels))
-        let xT = col + chunk * P * g.patch
+        let g = geometry, P = g.positions
+        let (col, xT) = g.scratchBuffers(c, channelMajor: inChannels)
         let bias = c.params + biasOffset
-        var first = 0
-        while first < rows {
-            let n = min(chunk, rows - first)
+        g.forEachChunk(rows: rows, capacity: c.capacity) { first, n in
             ConvGeometry.gather(x + first * inputShape.count, rows: n, channels: inChannels, plane: P, xT)
             ConvGeometry.gemm(true, false, g.patch, n * P, inChannels, c.params + weightOffset, g.patch, xT, n * P, 0, col, n * P)
             let yr = y + first * outputShape.count
@@ -68,24 +62,16 @@ public final class ConvTranspose2d: Layer {
                 }
             }
             g.col2im(col, rows: n, yr)
-            first += n
         }
     }
 
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, rows: Int, _ c: LayerContext) {
-        let g = geometry, P = g.positions, chunk = g.chunkRows(capacity: c.capacity)
-        let col = c.scratch.bindMemory(to: Float.self, capacity: chunk * P * (g.patch + inChannels))
-        let xT = col + chunk * P * g.patch
-        let grads = c.grads!
-        if !c.accumulate {
-            (grads + weightOffset).update(repeating: 0, count: inChannels * g.patch)
-            (grads + biasOffset).update(repeating: 0, count: outChannels)
-        }
+        let g = geometry, P = g.positions
+        let (col, xT) = g.scratchBuffers(c, channelMajor: inChannels)
+        let grads = parameters.prepareGradients(c)
         ConvGeometry.biasGradient(dy, rows: rows, channels: outChannels, plane: g.imagePlane, grads + biasOffset)
-        var first = 0
-        while first < rows {
-            let n = min(chunk, rows - first)
+        g.forEachChunk(rows: rows, capacity: c.capacity) { first, n in
             g.im2col(dy + first * outputShape.count, rows: n, col)
             ConvGeometry.gather(x + first * inputShape.count, rows: n, channels: inChannels, plane: P, xT)
             // dW[Cin, Cout k k] += xT[Cin, nP] col^T
@@ -95,7 +81,6 @@ public final class ConvTranspose2d: Layer {
                 ConvGeometry.gemm(false, false, inChannels, n * P, g.patch, c.params + weightOffset, g.patch, col, n * P, 0, xT, n * P)
                 ConvGeometry.scatter(xT, rows: n, channels: inChannels, plane: P, bias: nil, dx + first * inputShape.count)
             }
-            first += n
         }
     }
 }
