@@ -24,20 +24,34 @@ public struct ModelRunner {
     /// The encoder's heads (rows `headsWidth` floats apart: [mean | logvar], or the K category
     /// logits) for `shard`'s records `locals` (local indices), each encoded with its own label.
     public func encodedHeads(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
+        let width = model.architecture.headsWidth
+        return try encodeInBatches(shard, locals: locals, width: width) { ws, rows, out in
+            for i in 0..<(rows * width) { out[i] = ws.heads.base[i] }
+        }
+    }
+
+    /// The batch loop of `encodedHeads` and `quantizedCodes`: encodes `shard`'s records `locals`
+    /// `batch` at a time, each with its own label, and lets `collect(ws, rows, out)` copy the
+    /// batch's `rows` results into out [rows, width], the batch's place in the returned
+    /// [locals.count, width].
+    private func encodeInBatches(_ shard: DatasetShard, locals: [Int], width: Int,
+                                 _ collect: (_ ws: VAEWorkspace, _ rows: Int, _ out: UnsafeMutablePointer<Float>) -> Void)
+        throws -> [Float] {
         let a = model.architecture
         guard shard.inputDim == a.inputDim else {
             throw AnalysisError.imageSize(path: "the data", pixels: shard.inputDim, modelPixels: a.inputDim)
         }
-        let width = a.headsWidth
         let ws = VAEWorkspace(model: model, capacity: min(batch, max(locals.count, 1)))
         var out = [Float](repeating: 0, count: locals.count * width)
-        var start = 0
-        while start < locals.count {
-            let rows = min(ws.capacity, locals.count - start)
-            for r in 0..<rows { shard.fill(ws, row: r, local: locals[start + r], architecture: a) }
-            model.encode(params, ws, rows: rows, state: state)
-            for i in 0..<(rows * width) { out[start * width + i] = ws.heads.base[i] }
-            start += rows
+        out.withUnsafeMutableBufferPointer { o in
+            var start = 0
+            while start < locals.count {
+                let rows = min(ws.capacity, locals.count - start)
+                for r in 0..<rows { shard.fill(ws, row: r, local: locals[start + r], architecture: a) }
+                model.encode(params, ws, rows: rows, state: state)
+                collect(ws, rows, o.baseAddress! + start * width)
+                start += rows
+            }
         }
         return out
     }
@@ -84,24 +98,13 @@ public struct ModelRunner {
     /// codebook vector at every position of the encoder's output (vector-quantized latent).
     public func quantizedCodes(_ shard: DatasetShard, locals: [Int]) throws -> [Float] {
         let a = model.architecture
-        guard shard.inputDim == a.inputDim else {
-            throw AnalysisError.imageSize(path: "the data", pixels: shard.inputDim, modelPixels: a.inputDim)
-        }
         let width = a.latentWidth
-        let ws = VAEWorkspace(model: model, capacity: min(batch, max(locals.count, 1)))
-        var out = [Float](repeating: 0, count: locals.count * width)
-        var start = 0
-        while start < locals.count {
-            let rows = min(ws.capacity, locals.count - start)
-            for r in 0..<rows { shard.fill(ws, row: r, local: locals[start + r], architecture: a) }
-            model.encode(params, ws, rows: rows, state: state)
+        return try encodeInBatches(shard, locals: locals, width: width) { ws, rows, out in
             _ = model.quantize(params, ws, rows: rows, counts: nil, state: state)
             for r in 0..<rows {
-                for j in 0..<width { out[(start + r) * width + j] = ws.decoderInput.base[r * a.decoderInputWidth + j] }
+                for j in 0..<width { out[r * width + j] = ws.decoderInput.base[r * a.decoderInputWidth + j] }
             }
-            start += rows
         }
-        return out
     }
 
     /// Rows of `width` zeros with a 1 at each index.
