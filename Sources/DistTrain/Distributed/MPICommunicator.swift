@@ -55,45 +55,45 @@ public final class MPICommunicator: Communicator {
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        if size == 1 || count == 0 { return }
-        watch.enter(); defer { watch.leave() }
-        MPI_Allreduce(shim_in_place(), buffer, Int32(count), shim_float(), shim_op_sum(), comm)
+        allreduceInPlace(buffer, count: count, shim_float(), shim_op_sum())
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
-        if size == 1 || count == 0 { return }
-        watch.enter(); defer { watch.leave() }
-        MPI_Allreduce(shim_in_place(), buffer, Int32(count), shim_double(), shim_op_sum(), comm)
+        allreduceInPlace(buffer, count: count, shim_double(), shim_op_sum())
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Int64>, count: Int) {
-        if size == 1 || count == 0 { return }
-        watch.enter(); defer { watch.leave() }
-        MPI_Allreduce(shim_in_place(), buffer, Int32(count), shim_int64(), shim_op_sum(), comm)
+        allreduceInPlace(buffer, count: count, shim_int64(), shim_op_sum())
     }
 
     public func allreduceMax(_ buffer: UnsafeMutablePointer<Int64>, count: Int) {
+        allreduceInPlace(buffer, count: count, shim_int64(), shim_op_max())
+    }
+
+    /// The blocking reductions above: in place, `count` elements of `type`, under the stall
+    /// watch; nothing to do on one rank or for no data.
+    private func allreduceInPlace(_ buffer: UnsafeMutableRawPointer, count: Int, _ type: MPI_Datatype?, _ op: MPI_Op?) {
         if size == 1 || count == 0 { return }
         watch.enter(); defer { watch.leave() }
-        MPI_Allreduce(shim_in_place(), buffer, Int32(count), shim_int64(), shim_op_max(), comm)
+        MPI_Allreduce(shim_in_place(), buffer, Int32(count), type, op, comm)
     }
 
     public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        if size == 1 || count == 0 { return }
-        precondition(pending < requests.count, "too many outstanding reductions")
-        let slot = pending
-        requests.withUnsafeMutableBufferPointer { r in
-            _ = MPI_Iallreduce(shim_in_place(), buffer, Int32(count), shim_float(), shim_op_sum(), comm, r.baseAddress! + slot)
-        }
-        pending += 1
+        startAllreduceInPlace(buffer, count: count, shim_float(), shim_op_sum())
     }
 
     public func startAllreduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) {
+        startAllreduceInPlace(buffer, count: count, shim_uint16(), MPICommunicator.bf16Sum)
+    }
+
+    /// The non-blocking reductions above: starts an in-place MPI_Iallreduce into the next
+    /// request slot (completed by `progress` / `waitAll`); nothing on one rank or for no data.
+    private func startAllreduceInPlace(_ buffer: UnsafeMutableRawPointer, count: Int, _ type: MPI_Datatype?, _ op: MPI_Op?) {
         if size == 1 || count == 0 { return }
         precondition(pending < requests.count, "too many outstanding reductions")
         let slot = pending
         requests.withUnsafeMutableBufferPointer { r in
-            _ = MPI_Iallreduce(shim_in_place(), buffer, Int32(count), shim_uint16(), MPICommunicator.bf16Sum, comm, r.baseAddress! + slot)
+            _ = MPI_Iallreduce(shim_in_place(), buffer, Int32(count), type, op, comm, r.baseAddress! + slot)
         }
         pending += 1
     }
@@ -133,10 +133,8 @@ public final class MPICommunicator: Communicator {
     public func allreduceMin(_ value: Int64) -> Int64 { reduce(value, shim_op_min()) }
 
     private func reduce(_ value: Int64, _ op: MPI_Op) -> Int64 {
-        if size == 1 { return value }
         var v = value
-        watch.enter(); defer { watch.leave() }
-        MPI_Allreduce(shim_in_place(), &v, 1, shim_int64(), op, comm)
+        allreduceInPlace(&v, count: 1, shim_int64(), op)
         return v
     }
 
