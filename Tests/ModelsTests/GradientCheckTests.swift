@@ -56,28 +56,12 @@ struct GradientCheckTests {
 
         _ = model.lossAndGradient(params.base, grads.base, ws, rows: rows, scale: scale, beta: beta, accumulate: false)
 
-        let h: Float = 2e-3
-        var diffNorm = 0.0, refNorm = 0.0, worst = 0.0
-        for slot in model.layout.exported {
-            for k in 0..<slot.count {
-                let i = slot.offset + k
-                let saved = params.base[i]
-                params.base[i] = saved + h
-                let up = Self.objective(model, params, ws, rows: rows, scale: Double(scale), beta: Double(beta))
-                params.base[i] = saved - h
-                let down = Self.objective(model, params, ws, rows: rows, scale: Double(scale), beta: Double(beta))
-                params.base[i] = saved
-                let numeric = (up - down) / (2 * Double(h))
-                let analytic = Double(grads.base[i])
-                diffNorm += (numeric - analytic) * (numeric - analytic)
-                refNorm += numeric * numeric
-                worst = max(worst, abs(numeric - analytic) / (1e-2 + abs(numeric)))
-            }
+        let check = FiniteDifferenceCheck(model: model, params: params, grads: grads, h: 2e-3) {
+            Self.objective(model, params, ws, rows: rows, scale: Double(scale), beta: Double(beta))
         }
-        let relative = (diffNorm / refNorm).squareRoot()
-        #expect(refNorm > 0, "\(name): gradient is all zero")
-        #expect(relative < 5e-3, "\(name): relative gradient error \(relative)")
-        #expect(worst < 0.05, "\(name): worst element error \(worst)")
+        #expect(check.referenceNorm > 0, "\(name): gradient is all zero")
+        #expect(check.relative < 5e-3, "\(name): relative gradient error \(check.relative)")
+        #expect(check.worst < 0.05, "\(name): worst element error \(check.worst)")
     }
 
     @Test("categorical posterior sums to 1, KL >= 0, KL = 0 for uniform logits and log K when fully peaked")

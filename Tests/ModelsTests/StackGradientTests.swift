@@ -43,23 +43,9 @@ struct StackGradientTests {
         // activations put a floor of a few 1e-3 under it at 1e-3. Each layer alone is checked
         // to 2e-3 in LayerGradientTests; this check is about the wiring, where a mistake
         // gives errors of order 1.
-        let h: Float = 1e-3
-        var diff = 0.0, ref = 0.0
-        for slot in model.layout.exported {
-            for k in 0..<slot.count {
-                let i = slot.offset + k
-                let saved = params.base[i]
-                params.base[i] = saved + h; let up = objective()
-                params.base[i] = saved - h; let down = objective()
-                params.base[i] = saved
-                let numeric = (up - down) / (2 * Double(h))
-                diff += (numeric - Double(grads.base[i])) * (numeric - Double(grads.base[i]))
-                ref += numeric * numeric
-            }
-        }
-        let relative = (diff / ref).squareRoot()
-        #expect(ref > 0, "\(name): gradient is all zero")
-        #expect(relative < 1e-2, "\(name): relative gradient error \(relative)")
+        let check = FiniteDifferenceCheck(model: model, params: params, grads: grads, h: 1e-3, objective: objective)
+        #expect(check.referenceNorm > 0, "\(name): gradient is all zero")
+        #expect(check.relative < 1e-2, "\(name): relative gradient error \(check.relative)")
     }
 
     @Test("full-size seed models build and take a finite training step")
