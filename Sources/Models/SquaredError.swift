@@ -14,7 +14,7 @@ public enum SquaredError {
 
     @inline(__always)
     static func element(_ l: FastMath.V, _ x: FastMath.V) -> (loss: FastMath.V, grad: FastMath.V) {
-        let s = Sigmoid.sigmoid(l)
+        let s = SigmoidFunction.value(l)
         let d = s - x
         return (d * d, 2 * d * s * (1 - s))
     }
