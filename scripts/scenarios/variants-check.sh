@@ -94,6 +94,38 @@ refused() {
   [[ ! -e "$file" ]] || { echo "$file was written"; return 1; }
 }
 
+# short_config CONFIG OUT RUN [deterministic]: writes to OUT a copy of CONFIG cut to a
+# $steps-step single-epoch run into RUN (in deterministic mode when asked), and prints the
+# variant's conditioning, latent size, latent kind and classes.
+short_config() {
+  python3 - "$1" "$2" "$3" "$steps" "${4:-}" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c.setdefault("training", {}).update({"max_steps": int(sys.argv[4]), "epochs": 1})
+c.setdefault("output", {})["dir"] = sys.argv[3]
+if sys.argv[5] == "deterministic":
+    c.setdefault("runtime", {})["deterministic"] = True
+json.dump(c, open(sys.argv[2], "w"))
+m = c.get("model", {})
+print(m.get("conditioning", "both"), m.get("latent", 16), m.get("latent_kind", "gaussian"), m.get("classes", 10))
+PY
+}
+
+# train_checked NAME CONFIG RUN: two checks, the short run on $ranks ranks and zero heap
+# allocations per step in its metrics (disttrain's own code; MPI's and OpenBLAS's
+# allocations are counted apart).
+train_checked() {
+  local name="$1" config="$2" run="$3"
+  check "$name: train $steps steps on $ranks ranks" timeout 600 mpirun -n "$ranks" --oversubscribe \
+    "$bin" --config "$config" --quiet --no-tensorboard --no-progress --log-level warning
+  check "$name: zero heap allocations per step" python3 -c '
+import json, sys
+m = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+assert m["allocations_per_step"] == 0, m["allocations_per_step"]
+print("allocations_per_step", m["allocations_per_step"], "mpi", m["mpi_allocations_per_step"], "blas", m["blas_allocations_per_step"])
+' "$run/metrics.jsonl"
+}
+
 configs=("$@")
 (( ${#configs[@]} )) || configs=(configs/*.json)
 started=$SECONDS
@@ -101,26 +133,9 @@ for config in "${configs[@]}"; do
   name=$(basename "$config" .json)
   run="$tmp/$name"
   # The variant's properties, and a copy of its config cut to a short run into $run.
-  read -r conditioning latent kind classes < <(python3 - "$config" "$tmp/$name.json" "$run" "$steps" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c.setdefault("training", {}).update({"max_steps": int(sys.argv[4]), "epochs": 1})
-c.setdefault("output", {})["dir"] = sys.argv[3]
-json.dump(c, open(sys.argv[2], "w"))
-m = c.get("model", {})
-print(m.get("conditioning", "both"), m.get("latent", 16), m.get("latent_kind", "gaussian"), m.get("classes", 10))
-PY
-  ) || { failed=$((failed + 1)); echo "FAIL  $name: cannot read $config"; continue; }
+  read -r conditioning latent kind classes < <(short_config "$config" "$tmp/$name.json" "$run") || { failed=$((failed + 1)); echo "FAIL  $name: cannot read $config"; continue; }
   echo "== $name (conditioning $conditioning, latent $latent $kind)"
-  check "$name: train $steps steps on $ranks ranks" timeout 600 mpirun -n "$ranks" --oversubscribe \
-    "$bin" --config "$tmp/$name.json" --quiet --no-tensorboard --no-progress --log-level warning
-  # disttrain's own code allocates nothing per step (MPI's and OpenBLAS's allocations are counted apart).
-  check "$name: zero heap allocations per step" python3 -c '
-import json, sys
-m = json.loads(open(sys.argv[1]).read().splitlines()[-1])
-assert m["allocations_per_step"] == 0, m["allocations_per_step"]
-print("allocations_per_step", m["allocations_per_step"], "mpi", m["mpi_allocations_per_step"], "blas", m["blas_allocations_per_step"])
-' "$run/metrics.jsonl"
+  train_checked "$name" "$tmp/$name.json" "$run"
   ckpt="$run/checkpoints/latest"
   [[ -f "$ckpt" ]] || { failed=$((failed + 1)); echo "FAIL  $name: no checkpoint, skipping its commands"; continue; }
 
@@ -168,23 +183,9 @@ done
 # nothing either: the BatchNorm + dropout variant, when all configs are checked.
 if (( $# == 0 )); then
   run="$tmp/deterministic"
-  python3 - configs/cvae-bn-dropout.json "$tmp/deterministic.json" "$run" "$steps" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["training"].update({"max_steps": int(sys.argv[4]), "epochs": 1})
-c.setdefault("output", {})["dir"] = sys.argv[3]
-c.setdefault("runtime", {})["deterministic"] = True
-json.dump(c, open(sys.argv[2], "w"))
-PY
+  short_config configs/cvae-bn-dropout.json "$tmp/deterministic.json" "$run" deterministic > /dev/null
   echo "== cvae-bn-dropout --deterministic"
-  check "cvae-bn-dropout --deterministic: train $steps steps on $ranks ranks" timeout 600 mpirun -n "$ranks" --oversubscribe \
-    "$bin" --config "$tmp/deterministic.json" --quiet --no-tensorboard --no-progress --log-level warning
-  check "cvae-bn-dropout --deterministic: zero heap allocations per step" python3 -c '
-import json, sys
-m = json.loads(open(sys.argv[1]).read().splitlines()[-1])
-assert m["allocations_per_step"] == 0, m["allocations_per_step"]
-print("allocations_per_step", m["allocations_per_step"], "mpi", m["mpi_allocations_per_step"], "blas", m["blas_allocations_per_step"])
-' "$run/metrics.jsonl"
+  train_checked "cvae-bn-dropout --deterministic" "$tmp/deterministic.json" "$run"
 fi
 
 echo
