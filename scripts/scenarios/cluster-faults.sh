@@ -38,20 +38,7 @@ cat > "$tmp/small.json" <<JSON
 JSON
 common=(--config "$tmp/small.json" --no-tensorboard --no-progress)
 
-# Tensor bytes of a safetensors file (header metadata such as the output dir may differ).
-tensor_digest() {
-  python3 - "$1" <<'PY'
-import hashlib, json, struct, sys
-b = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n]); h.pop("__metadata__", None)
-print(hashlib.sha256(json.dumps(h, sort_keys=True).encode() + b[8 + n:]).hexdigest())
-PY
-}
-final_digest() {  # RUN -> digest of the latest checkpoint's model and optimizer
-  local c="$1/checkpoints/$(cat "$1/checkpoints/latest" 2>/dev/null)"
-  echo "$(tensor_digest "$c/model.safetensors" 2>/dev/null) $(tensor_digest "$c/optimizer.safetensors" 2>/dev/null)"
-}
+source scripts/scenarios/lib/tensor-digest.sh   # tensor_digest, final_digest
 # PID of rank R under the job whose (launcher or mpirun) pid is J.
 rank_pid() {
   local j=$1 r=$2 p

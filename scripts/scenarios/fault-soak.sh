@@ -42,19 +42,7 @@ JSON
 args=(--config "$tmp/soak.json" --no-tensorboard --no-progress --quiet)
 run="$tmp/soak"
 
-tensor_digest() {
-  python3 - "$1" <<'PY'
-import hashlib, json, struct, sys
-b = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n]); h.pop("__metadata__", None)
-print(hashlib.sha256(json.dumps(h, sort_keys=True).encode() + b[8 + n:]).hexdigest())
-PY
-}
-final_digest() {
-  local c="$1/checkpoints/$(cat "$1/checkpoints/latest" 2>/dev/null)"
-  echo "$(tensor_digest "$c/model.safetensors" 2>/dev/null) $(tensor_digest "$c/optimizer.safetensors" 2>/dev/null)"
-}
+source scripts/scenarios/lib/tensor-digest.sh   # tensor_digest, final_digest
 rank_pids() {  # pids of the disttrain ranks of the soak job
   local p
   for p in $(pgrep -f "$bin .*$run" ); do

@@ -29,16 +29,7 @@ cat > "$tmp/small.json" <<JSON
   "runtime": { "blas_threads": 1 } }
 JSON
 
-# Tensor bytes of a safetensors file (header metadata such as the output dir may differ).
-tensor_digest() {
-  python3 - "$1" <<'PY'
-import hashlib, json, struct, sys
-b = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n]); h.pop("__metadata__", None)
-print(hashlib.sha256(json.dumps(h, sort_keys=True).encode() + b[8 + n:]).hexdigest())
-PY
-}
+source scripts/scenarios/lib/tensor-digest.sh   # tensor_digest, final_digest
 
 # --- 1. kill -9 and resume -------------------------------------------------------------------
 "${mpi[@]}" -n 2 "$bin" --config "$tmp/small.json" --out "$tmp/straight" --quiet --log-level error

@@ -24,16 +24,7 @@ JSON
 train() { timeout 300 "$bin" --config "$tmp/c.json" --quiet --no-progress "$@"; }
 renames=rename,renameat,renameat2
 
-# Tensor bytes of a safetensors file (the metadata names the output directory).
-digest() {
-  python3 - "$1" <<'PY'
-import hashlib, json, struct, sys
-b = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n]); h.pop("__metadata__", None)
-print(hashlib.sha256(json.dumps(h, sort_keys=True).encode() + b[8 + n:]).hexdigest())
-PY
-}
+source scripts/scenarios/lib/tensor-digest.sh   # tensor_digest, final_digest
 # The metrics lines without wall-clock fields.
 lines() {
   python3 - "$1" <<'PY'
@@ -50,7 +41,7 @@ total=$(grep -cE '(^|\] |^[0-9]+ +)rename(at2?)?\(' "$tmp/trace")
 want_lines=$(lines "$tmp/straight/metrics.jsonl")
 want_latest=$(cat "$tmp/straight/checkpoints/latest")
 want_best=$(cat "$tmp/straight/checkpoints/best")
-want_model=$(digest "$tmp/straight/checkpoints/$want_latest/model.safetensors")
+want_model=$(tensor_digest "$tmp/straight/checkpoints/$want_latest/model.safetensors")
 best_by_metrics=$(python3 -c "
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -80,7 +71,7 @@ for n in $(seq 1 "$total"); do
   [[ "$(lines "$dir/metrics.jsonl")" == "$want_lines" ]] || problems+=("metrics differ: $(lines "$dir/metrics.jsonl" | tr '\n' ' ')")
   [[ "$(cat "$dir/checkpoints/latest")" == "$want_latest" ]] || problems+=("latest is $(cat "$dir/checkpoints/latest")")
   [[ "$(cat "$dir/checkpoints/best")" == "$want_best" ]] || problems+=("best is $(cat "$dir/checkpoints/best")")
-  [[ "$(digest "$dir/checkpoints/$want_latest/model.safetensors")" == "$want_model" ]] || problems+=("final parameters differ")
+  [[ "$(tensor_digest "$dir/checkpoints/$want_latest/model.safetensors")" == "$want_model" ]] || problems+=("final parameters differ")
   left=$(find "$dir" -name '*.tmp-*' -o -name '.incomplete-*')
   [[ -z "$left" ]] || problems+=("temporaries left: $left")
   if (( ${#problems[@]} )); then bad "kill point $n ($how): ${problems[*]}"; else passed=$((passed + 1)); fi
