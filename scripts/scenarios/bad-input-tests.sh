@@ -5,12 +5,7 @@
 # command runs under `timeout`. Item 3 (kill at every rename of a run, then --resume) needs
 # strace (scripts/tools/install-deps.sh installs it); without it the script ends with
 # "skipped: ..." and exit 77 (a skip, not a pass, for scripts/test.sh).
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-root=$PWD
-bin=$root/.build/release/disttrain
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "$0")/lib/prologue.sh"   # strict mode, cd to the repository: root, bin, tmp (removed at exit)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi=(timeout 120 mpirun --oversubscribe --quiet)
 t=(timeout 120)

@@ -4,12 +4,7 @@
 # against an uninterrupted one: the same metrics lines (one per epoch, same losses: resume is
 # bitwise exact), the same `latest` and `best`, the same final parameters, no temporaries.
 # Needs strace. Every command runs under `timeout`.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-root=$PWD
-bin=$root/.build/release/disttrain
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "$0")/lib/prologue.sh"   # strict mode, cd to the repository: root, bin, tmp (removed at exit)
 passed=0 failed=0
 bad() { echo "kill-at-rename: FAILED: $*" >&2; failed=$((failed + 1)); }
 
