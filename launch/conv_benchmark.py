@@ -17,25 +17,15 @@
       Writes DIR/conv-benchmark.json and DIR/conv-benchmark.md and prints the table.
 """
 import argparse
-import gzip
 import json
 import os
 import platform
-import struct
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        (magic,) = struct.unpack(">I", f.read(4))
-        dims = struct.unpack(">" + "I" * (magic & 0xFF), f.read(4 * (magic & 0xFF)))
-        data = f.read()
-    import numpy as np
-    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+sys.path.insert(0, os.path.join(REPO, "launch"))
+from torch_ddp import mnist_tensors, objective_and_adam, recipe, run_ranks, start_rank  # noqa: E402  shared with time_to_quality.py
 
 
 def stack_config(path):
@@ -52,38 +42,7 @@ def stack_config(path):
     if "input_shape" not in model:
         first = model["encoder"][0]["type"] if model["encoder"] else "linear"
         model["input_shape"] = [784] if first == "linear" else [1, 28, 28]
-    training, optimizer = config.get("training", {}), config.get("optimizer", {})
-    recipe = {"global_batch": int(training.get("global_batch", 256)), "kl_weight": float(training.get("kl_weight", 1.0)),
-              "lr": float(optimizer.get("lr", 1e-3)), "beta1": float(optimizer.get("beta1", 0.9)),
-              "beta2": float(optimizer.get("beta2", 0.999)), "eps": float(optimizer.get("eps", 1e-8)),
-              "sync_bn": config.get("runtime", {}).get("batchnorm", "sync") != "local"}
-    return model, recipe
-
-
-def loss_module(vae, beta, mse):
-    """The training objective as one module (so DDP sees one call): reparameterized
-    z = mean + exp(logvar / 2) eps, loss = mean over the batch of [sum over pixels of recon +
-    beta KL]. Also time_to_quality.py's step and test loss."""
-    import torch
-    import torch.nn.functional as F
-
-    class Step(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.vae = vae
-
-        def forward(self, x, y):
-            mean, logvar = self.vae.encode(x, y)
-            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-            logits = self.vae.decode(z, y)
-            if mse:
-                recon = (torch.sigmoid(logits) - x).square().sum(dim=1)
-            else:
-                recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
-            kl = (-0.5 * (1 + logvar - mean * mean - logvar.exp())).sum(dim=1)
-            return (recon + beta * kl).mean()
-
-    return Step()
+    return model, dict(recipe(config), sync_bn=config.get("runtime", {}).get("batchnorm", "sync") != "local")
 
 
 def train(rank, world, args, result_path):
@@ -92,11 +51,7 @@ def train(rank, world, args, result_path):
     sys.path.insert(0, os.path.join(REPO, "examples"))
     from load_in_pytorch import DisttrainStackVAE
 
-    torch.set_num_threads(args.threads)
-    if world > 1:
-        import torch.distributed as dist
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist = start_rank(rank, world, args.threads)
     arch, recipe = stack_config(args.config)
     torch.manual_seed(0)
     model = DisttrainStackVAE(arch).train()
@@ -105,21 +60,12 @@ def train(rank, world, args, result_path):
     # more allreduce per BN layer and pass, unless runtime.batchnorm is local). That favours PyTorch.
     sync_bn = False
 
-    images = read_idx(os.path.join(args.data, "train-images-idx3-ubyte.gz"))
-    labels = read_idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz"))
-    n = images.shape[0]
-    x_all = torch.from_numpy(images.reshape(n, -1).astype(np.float32) / np.float32(255))
-    y_all = torch.from_numpy(labels.astype(np.int64))
+    x_all, y_all = mnist_tensors(args.data, "train")
+    n = x_all.shape[0]
     batch = recipe["global_batch"] // world
     rng = np.random.default_rng(rank)
-    step_net = loss_module(model, recipe["kl_weight"], arch["reconstruction"] == "mse")
+    step_net, opt = objective_and_adam(model, recipe, arch["reconstruction"] == "mse", world)
     if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-        step_net = DistributedDataParallel(step_net)
-    opt = torch.optim.Adam(step_net.parameters(), lr=recipe["lr"], betas=(recipe["beta1"], recipe["beta2"]),
-                           eps=recipe["eps"])
-    if world > 1:
-        import torch.distributed as dist
         dist.barrier()
     started = time.perf_counter()
     warm = None  # after the warm-up steps (oneDNN primitive creation, allocator growth)
@@ -150,18 +96,7 @@ def train(rank, world, args, result_path):
 
 
 def torch_main(args):
-    import tempfile
-    result = tempfile.mktemp(prefix="conv-benchmark-torch-", suffix=".json")
-    if args.ranks > 1:
-        import torch.multiprocessing as mp
-        os.environ["MASTER_ADDR"] = "127.0.0.1"
-        os.environ["MASTER_PORT"] = str(29500 + os.getpid() % 1000)
-        mp.spawn(train, args=(args.ranks, args, result), nprocs=args.ranks, join=True)
-    else:
-        train(0, 1, args, result)
-    with open(result) as f:
-        print(f.read())
-    os.unlink(result)
+    run_ranks(train, args, "conv-benchmark-torch-")
 
 
 def report(args):

@@ -26,7 +26,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "launch"))
-from conv_benchmark import loss_module, read_idx  # noqa: E402  the step both benchmarks time
+from torch_ddp import mnist_tensors, objective_and_adam, recipe, run_ranks, start_rank  # noqa: E402  shared with conv_benchmark.py
 
 
 def model_and_recipe(path):
@@ -50,11 +50,7 @@ def model_and_recipe(path):
         model["input_dim"] = n
     else:
         model.setdefault("input_dim", 784)
-    training, optimizer = config.get("training", {}), config.get("optimizer", {})
-    recipe = {"global_batch": int(training.get("global_batch", 256)), "kl_weight": float(training.get("kl_weight", 1.0)),
-              "lr": float(optimizer.get("lr", 1e-3)), "beta1": float(optimizer.get("beta1", 0.9)),
-              "beta2": float(optimizer.get("beta2", 0.999)), "eps": float(optimizer.get("eps", 1e-8))}
-    return model, recipe
+    return model, recipe(config)
 
 
 def train(rank, world, args, result_path):
@@ -63,31 +59,15 @@ def train(rank, world, args, result_path):
     sys.path.insert(0, os.path.join(REPO, "examples"))
     from load_in_pytorch import build_model
 
-    torch.set_num_threads(args.threads)
-    dist = None
-    if world > 1:
-        import torch.distributed as dist
-        dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist = start_rank(rank, world, args.threads)
     arch, recipe = model_and_recipe(args.config)
     if args.batch_size:
         recipe["global_batch"] = args.batch_size
     torch.manual_seed(0)
     model = build_model(arch).train()
-    step_net = loss_module(model, recipe["kl_weight"], arch["reconstruction"] == "mse")
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-        step_net = DistributedDataParallel(step_net)
-    opt = torch.optim.Adam(step_net.parameters(), lr=recipe["lr"], betas=(recipe["beta1"], recipe["beta2"]),
-                           eps=recipe["eps"])
-
-    def tensors(stem):
-        images = read_idx(os.path.join(args.data, f"{stem}-images-idx3-ubyte.gz"))
-        labels = read_idx(os.path.join(args.data, f"{stem}-labels-idx1-ubyte.gz"))
-        x = torch.from_numpy(images.reshape(images.shape[0], -1).astype(np.float32) / np.float32(255))
-        return x, torch.from_numpy(labels.astype(np.int64))
-
-    x_train, y_train = tensors("train")
-    x_test, y_test = tensors("t10k")
+    step_net, opt = objective_and_adam(model, recipe, arch["reconstruction"] == "mse", world)
+    x_train, y_train = mnist_tensors(args.data, "train")
+    x_test, y_test = mnist_tensors(args.data, "t10k")
     n = x_train.shape[0]
     local = recipe["global_batch"] // world
     steps = n // recipe["global_batch"]
@@ -125,18 +105,7 @@ def train(rank, world, args, result_path):
 
 
 def torch_main(args):
-    import tempfile
-    result = tempfile.mktemp(prefix="time-to-quality-torch-", suffix=".json")
-    if args.ranks > 1:
-        import torch.multiprocessing as mp
-        os.environ["MASTER_ADDR"] = "127.0.0.1"
-        os.environ["MASTER_PORT"] = str(29500 + os.getpid() % 1000)
-        mp.spawn(train, args=(args.ranks, args, result), nprocs=args.ranks, join=True)
-    else:
-        train(0, 1, args, result)
-    with open(result) as f:
-        print(f.read())
-    os.unlink(result)
+    run_ranks(train, args, "time-to-quality-torch-")
 
 
 def first_reaching(epochs, target):
