@@ -1,17 +1,8 @@
 /// Binary cross-entropy of sigmoid(logits) against targets in [0, 1], from the logits:
 /// bce = max(l, 0) - l x + log(1 + e^-|l|), the same value as -x log p - (1-x) log(1-p) with no
 /// log(0) for saturated pixels. Its gradient with respect to l is sigmoid(l) - x.
+/// Evaluated by ElementwiseLoss.evaluate(.bce, ...), whose row loop both losses share.
 public enum BinaryCrossEntropy {
-    /// Per-row BCE sums; when `gradientScale` is given, logits are overwritten in place by
-    /// gradientScale * (sigmoid(l) - x), fusing loss and gradient into one pass.
-    /// `targets` rows are `targetStride` floats apart (the encoder input holds the pixels).
-    /// The loop is ElementwiseLoss's, shared with SquaredError.
-    public static func evaluate(logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Float>, targetStride: Int,
-                                rows: Int, width: Int, gradientScale: Float?, rowLoss: UnsafeMutablePointer<Float>?) -> Double {
-        ElementwiseLoss.evaluate(.bce, logits: logits, targets: targets, targetStride: targetStride, rows: rows, width: width,
-                                 gradientScale: gradientScale, rowLoss: rowLoss)
-    }
-
     @inline(__always)
     static func element(_ l: FastMath.V, _ x: FastMath.V) -> (loss: FastMath.V, grad: FastMath.V) {
         let zero = FastMath.V(repeating: 0)

@@ -5,7 +5,7 @@
 ///
 /// Dimensions: rows = samples, width = pixels per sample (the loss's columns), targetStride =
 /// floats between two target rows (the encoder input row, which may hold more than the pixels).
-enum ElementwiseLoss {
+public enum ElementwiseLoss {
     /// One loss's lane function: (logits, targets) -> (loss, dloss/dlogit), 8 lanes each.
     typealias Element = (FastMath.V, FastMath.V) -> (loss: FastMath.V, grad: FastMath.V)
 
@@ -14,7 +14,7 @@ enum ElementwiseLoss {
     /// With `rowLoss`, rows are split over the WorkerPool and the total is summed from
     /// `rowLoss` in row order afterwards: the same float64 sum as the single-threaded loop.
     /// logits [rows, width] (in place), targets [rows, targetStride] (first `width` read), rowLoss [rows].
-    static func evaluate(_ reconstruction: Reconstruction, logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Float>,
+    public static func evaluate(_ reconstruction: Reconstruction, logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Float>,
                          targetStride: Int, rows: Int, width: Int, gradientScale: Float?,
                          rowLoss: UnsafeMutablePointer<Float>?) -> Double {
         guard let rowLoss else {

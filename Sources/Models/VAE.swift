@@ -202,16 +202,9 @@ public final class VAE: Sendable {
     /// becomes gradientScale * d(reconstruction)/d(logits) in the same pass.
     func reconstruction(_ ws: VAEWorkspace, rows: Int, gradientScale: Float?) -> Double {
         let a = architecture
-        switch a.reconstruction {
-        case .bce:
-            return BinaryCrossEntropy.evaluate(logits: ws.logits.base, targets: ws.encoderInput.base,
-                                               targetStride: a.encoderInputWidth, rows: rows,
-                                               width: a.inputDim, gradientScale: gradientScale, rowLoss: ws.rowBCE.base)
-        case .mse:
-            return SquaredError.evaluate(logits: ws.logits.base, targets: ws.encoderInput.base,
-                                         targetStride: a.encoderInputWidth, rows: rows,
-                                         width: a.inputDim, gradientScale: gradientScale, rowLoss: ws.rowBCE.base)
-        }
+        return ElementwiseLoss.evaluate(a.reconstruction, logits: ws.logits.base, targets: ws.encoderInput.base,
+                                        targetStride: a.encoderInputWidth, rows: rows,
+                                        width: a.inputDim, gradientScale: gradientScale, rowLoss: ws.rowBCE.base)
     }
 
     // MARK: Loss

@@ -135,8 +135,8 @@ struct GradientCheckTests {
         var l = logits
         let total = l.withUnsafeMutableBufferPointer { lp in
             targets.withUnsafeBufferPointer { tp in
-                BinaryCrossEntropy.evaluate(logits: lp.baseAddress!, targets: tp.baseAddress!, targetStride: 16, rows: 1,
-                                            width: 16, gradientScale: 1, rowLoss: nil)
+                ElementwiseLoss.evaluate(.bce, logits: lp.baseAddress!, targets: tp.baseAddress!, targetStride: 16, rows: 1,
+                                         width: 16, gradientScale: 1, rowLoss: nil)
             }
         }
         var reference = 0.0

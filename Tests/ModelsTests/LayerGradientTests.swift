@@ -77,8 +77,8 @@ struct SquaredErrorTests {
         var l = logits
         var rowLoss: Float = 0
         let total = l.withUnsafeMutableBufferPointer { lp in
-            SquaredError.evaluate(logits: lp.baseAddress!, targets: targets, targetStride: 15, rows: 1, width: 15,
-                                  gradientScale: 0.5, rowLoss: &rowLoss)
+            ElementwiseLoss.evaluate(.mse, logits: lp.baseAddress!, targets: targets, targetStride: 15, rows: 1, width: 15,
+                                     gradientScale: 0.5, rowLoss: &rowLoss)
         }
         var reference = 0.0
         for (k, (z, x)) in zip(logits, targets).enumerated() {

@@ -103,9 +103,9 @@ public enum Evaluation {
                             }
                             continue
                         }
-                        _ = BinaryCrossEntropy.evaluate(logits: dec.logits.base + o.first * dim, targets: targets, targetStride: 0,
-                                                        rows: o.rows, width: dim, gradientScale: nil,
-                                                        rowLoss: dec.rowBCE.base + o.first)
+                        _ = ElementwiseLoss.evaluate(.bce, logits: dec.logits.base + o.first * dim, targets: targets,
+                                                     targetStride: 0, rows: o.rows, width: dim, gradientScale: nil,
+                                                     rowLoss: dec.rowBCE.base + o.first)
                         for s in 0..<o.rows { logWeights[o.record * k + o.slot + s] -= Double(dec.rowBCE.base[o.first + s]) }
                     }
                     owners.removeAll(keepingCapacity: true)
