@@ -218,17 +218,26 @@ public final class MPICommunicator: Communicator {
             return
         }
         // Counts beyond Int32: one reduction per slice, to its owner, in chunks.
+        forEachSliceChunk(counts) { r, start, n in
+            let p = buffer + start
+            if r == rank {
+                MPI_Reduce(shim_in_place(), p, Int32(n), type, op, Int32(r), comm)
+            } else {
+                MPI_Reduce(p, nil, Int32(n), type, op, Int32(r), comm)
+            }
+        }
+    }
+
+    /// The chunked paths of the sliced collectives: walks the ranks' consecutive slices
+    /// (`counts[r]` elements owned by rank r) in pieces of at most `chunkLimit` elements,
+    /// calling `body(owner rank, offset of the piece, its count)` in order.
+    private func forEachSliceChunk(_ counts: [Int], _ body: (_ owner: Int, _ start: Int, _ n: Int) -> Void) {
         var offset = 0
         for r in 0..<size {
             var done = 0
             while done < counts[r] {
                 let n = min(counts[r] - done, MPICommunicator.chunkLimit)
-                let p = buffer + offset + done
-                if r == rank {
-                    MPI_Reduce(shim_in_place(), p, Int32(n), type, op, Int32(r), comm)
-                } else {
-                    MPI_Reduce(p, nil, Int32(n), type, op, Int32(r), comm)
-                }
+                body(r, offset + done, n)
                 done += n
             }
             offset += counts[r]
@@ -248,15 +257,8 @@ public final class MPICommunicator: Communicator {
             }
             return
         }
-        var offset = 0
-        for r in 0..<size {
-            var done = 0
-            while done < counts[r] {
-                let n = min(counts[r] - done, MPICommunicator.chunkLimit)
-                MPI_Bcast(buffer + offset + done, Int32(n), shim_float(), Int32(r), comm)
-                done += n
-            }
-            offset += counts[r]
+        forEachSliceChunk(counts) { r, start, n in
+            MPI_Bcast(buffer + start, Int32(n), shim_float(), Int32(r), comm)
         }
     }
 
