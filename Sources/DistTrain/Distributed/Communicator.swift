@@ -36,6 +36,16 @@ public protocol Communicator: AnyObject {
     func reduceScatterSum(_ buffer: UnsafeMutablePointer<Float>, counts: [Int])
     /// The same for bfloat16 values (each addition in float32, rounded back to bfloat16).
     func reduceScatterSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, counts: [Int])
+    /// Starts a reduce-scatter that completes in `waitAll` (or `waitStarted`): the
+    /// `counts.reduce(0, +)` floats at `send` are summed across ranks and rank r receives, at
+    /// `receive`, the sums of elements [counts[0..<r].sum, + counts[r]) of `send` (counts may be
+    /// zero). Neither buffer may be touched until it completes. ZeRO-1 with overlap: one per
+    /// gradient bucket, started during backward, each rank receiving the bucket's part of its
+    /// slice; `receive` is separate from `send` because the bucket's other slices are still
+    /// being read by the collective while this rank's part arrives.
+    func startReduceScatterSum(_ send: UnsafeMutablePointer<Float>, into receive: UnsafeMutablePointer<Float>, counts: [Int])
+    /// The same for bfloat16 values (each addition in float32, rounded back to bfloat16).
+    func startReduceScatterSumBF16(_ send: UnsafeMutablePointer<UInt16>, into receive: UnsafeMutablePointer<UInt16>, counts: [Int])
     /// Rank r contributes its slice of `buffer` (as in `reduceScatterSum`); afterwards every
     /// rank holds every slice.
     func allgather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int])

@@ -15,11 +15,24 @@ public final class GradientReducer {
     public let extraCount: Int
     /// Bucket ranges in the order they are started (highest offsets first).
     public let buckets: [Range<Int>]
-    /// ZeRO-1: every rank's slice of the parameters. Then `complete()` reduce-scatters the
-    /// gradients (one blocking call after backward: no overlap) and only this rank's slice,
-    /// `shard`, holds the sums.
+    /// ZeRO-1: every rank's slice of the parameters. Then the gradients are reduce-scattered
+    /// and only this rank's slice, `shard`, holds the sums after `complete()`: in `.single` mode
+    /// one blocking call after backward; in `.overlap` mode one non-blocking reduce-scatter per
+    /// bucket, started during backward, each rank receiving the bucket's intersection with its
+    /// slice (zero elements for most ranks' slices). The slices do not depend on the buckets,
+    /// so the sharded Adam and the checkpoints are the same in both modes.
     public let shardCounts: [Int]?
     public let shard: Range<Int>
+    /// ZeRO-1 with overlap, per bucket (in `buckets` order): every rank's share of the bucket
+    /// (its slice's intersection with the bucket's range), and where this rank's share lands
+    /// in `received` (offset from `shard.lowerBound`). Empty unless sharded with overlap.
+    let bucketShares: [[Int]]       // [buckets][ranks]
+    let bucketReceiveOffsets: [Int] // [buckets]
+    /// [shard.count] ZeRO-1 with overlap: this rank's summed slice as the buckets' reduce-scatters
+    /// deliver it (fp32 wire), copied into `buffer[shard]` once all have completed.
+    let received: UnsafeMutablePointer<Float>
+    /// [shard.count] the same for the bf16 wire (bfloat16 sums, widened into `buffer[shard]`).
+    let receivedWire: UnsafeMutablePointer<UInt16>
     /// Step trace: bucket reductions from start to observed completion (nil: off).
     public var trace: TraceRecorder?
     let bucketStart: UnsafeMutablePointer<Double>
@@ -70,6 +83,24 @@ public final class GradientReducer {
         } else {
             shard = 0..<parameterCount
         }
+        var shares: [[Int]] = [], offsets: [Int] = []
+        let overlapSharded = shardCounts != nil && mode == .overlap
+        if let counts = shardCounts, overlapSharded {
+            for bucket in cuts {
+                var share: [Int] = [], sliceStart = 0
+                for n in counts {
+                    let lo = max(bucket.lowerBound, sliceStart), hi = min(bucket.upperBound, sliceStart + n)
+                    share.append(max(0, hi - lo))
+                    sliceStart += n
+                }
+                shares.append(share)
+                offsets.append(min(max(bucket.lowerBound, shard.lowerBound) - shard.lowerBound, shard.count))
+            }
+        }
+        bucketShares = shares
+        bucketReceiveOffsets = offsets
+        received = .allocate(capacity: max(overlapSharded && precision == .fp32 ? shard.count : 0, 1))
+        receivedWire = .allocate(capacity: max(overlapSharded && precision == .bf16 ? shard.count : 0, 1))
         bucketStart = .allocate(capacity: max(cuts.count, 1))
         bucketStart.initialize(repeating: 0, count: max(cuts.count, 1))
         bucketDone = .allocate(capacity: max(cuts.count, 1))
@@ -78,6 +109,8 @@ public final class GradientReducer {
 
     deinit {
         wire.deallocate()
+        received.deallocate()
+        receivedWire.deallocate()
         bucketStart.deallocate()
         bucketDone.deallocate()
     }
@@ -93,7 +126,7 @@ public final class GradientReducer {
     /// that are complete, and give the ones in flight a chance to progress.
     @inline(__always)
     public func finished(upTo offset: Int) {
-        guard mode == .overlap, comm.size > 1, shardCounts == nil else { return }
+        guard mode == .overlap, comm.size > 1 else { return }
         while nextBucket < buckets.count && buckets[nextBucket].lowerBound >= offset {
             start(nextBucket)
             nextBucket += 1
@@ -106,7 +139,7 @@ public final class GradientReducer {
     func observeCompletions() {
         for i in 0..<nextBucket where !bucketDone[i] && comm.testStarted(i) {
             bucketDone[i] = true
-            trace?.record(.bucket, start: bucketStart[i], end: Clock.now(), bucket: i)
+            trace?.record(bucketPhase, start: bucketStart[i], end: Clock.now(), bucket: i)
         }
     }
 
@@ -115,7 +148,7 @@ public final class GradientReducer {
     public func complete() {
         guard comm.size > 1 else { return }
         if let counts = shardCounts {
-            completeSharded(counts)
+            if mode == .overlap { completeShardedOverlap() } else { completeSharded(counts) }
             return
         }
         if mode == .single && precision == .fp32 {
@@ -125,6 +158,22 @@ public final class GradientReducer {
             if tracing { trace?.record(.bucket, start: began, end: Clock.now(), bucket: 0) }
             return
         }
+        startRemainingAndTraceWaits()
+        // The loss sums always travel in float32: bfloat16 would round them to 3 digits.
+        inCommunicator {
+            comm.startAllreduceSum(buffer + parameterCount, count: extraCount)
+            comm.waitAll()
+        }
+        if precision == .bf16 {
+            let w = wire, b = buffer
+            for i in 0..<parameterCount { b[i] = BFloat16.widen(w[i]) }
+        }
+    }
+
+    /// Starts the buckets backward has not started; when tracing, waits for them one by one
+    /// to time each completion (the same sums as waiting for all at once).
+    @inline(__always)
+    func startRemainingAndTraceWaits() {
         while nextBucket < buckets.count {
             start(nextBucket)
             nextBucket += 1
@@ -134,17 +183,27 @@ public final class GradientReducer {
             for i in 0..<buckets.count where !bucketDone[i] {
                 inCommunicator { comm.waitStarted(i) }
                 bucketDone[i] = true
-                trace?.record(.bucket, start: bucketStart[i], end: Clock.now(), bucket: i)
+                trace?.record(bucketPhase, start: bucketStart[i], end: Clock.now(), bucket: i)
             }
         }
-        // The loss sums always travel in float32: bfloat16 would round them to 3 digits.
+    }
+
+    /// ZeRO-1 with overlap: the buckets' reduce-scatters (most started during backward) and the
+    /// loss sums complete; then this rank's slice of the sums moves from `received` into the
+    /// gradient buffer, where clipping and the sharded Adam read it.
+    func completeShardedOverlap() {
+        startRemainingAndTraceWaits()
         inCommunicator {
             comm.startAllreduceSum(buffer + parameterCount, count: extraCount)
             comm.waitAll()
         }
-        if precision == .bf16 {
-            let w = wire, b = buffer
-            for i in 0..<parameterCount { b[i] = BFloat16.widen(w[i]) }
+        let mine = buffer + shard.lowerBound
+        switch precision {
+        case .fp32:
+            mine.update(from: received, count: shard.count)
+        case .bf16:
+            let w = receivedWire
+            for i in 0..<shard.count { mine[i] = BFloat16.widen(w[i]) }
         }
     }
 
@@ -162,8 +221,11 @@ public final class GradientReducer {
             for i in shard { b[i] = BFloat16.widen(w[i]) }
         }
         inCommunicator { comm.allreduceSum(buffer + parameterCount, count: extraCount) }
-        if tracing { trace?.record(.bucket, start: began, end: Clock.now(), bucket: 0) }
+        if tracing { trace?.record(.bucketReduceScatter, start: began, end: Clock.now(), bucket: 0) }
     }
+
+    /// What a bucket's reduction is called in a trace.
+    var bucketPhase: TracePhase { shardCounts == nil ? .bucket : .bucketReduceScatter }
 
     @inline(__always)
     func start(_ index: Int) {
@@ -171,6 +233,18 @@ public final class GradientReducer {
         if tracing {
             bucketStart[index] = Clock.now()
             bucketDone[index] = false
+        }
+        if shardCounts != nil {
+            let shares = bucketShares[index], at = bucketReceiveOffsets[index]
+            switch precision {
+            case .fp32:
+                inCommunicator { comm.startReduceScatterSum(buffer + r.lowerBound, into: received + at, counts: shares) }
+            case .bf16:
+                let w = wire, b = buffer
+                for i in r { w[i] = BFloat16.round(b[i]) }
+                inCommunicator { comm.startReduceScatterSumBF16(wire + r.lowerBound, into: receivedWire + at, counts: shares) }
+            }
+            return
         }
         switch precision {
         case .fp32:

@@ -151,6 +151,35 @@ public final class LocalCommunicator: Communicator {
         group.barrier()
     }
 
+    public func startReduceScatterSum(_ send: UnsafeMutablePointer<Float>, into receive: UnsafeMutablePointer<Float>, counts: [Int]) {
+        reduceSliceApart(send, into: receive, counts: counts) { $0 + $1 }
+    }
+
+    public func startReduceScatterSumBF16(_ send: UnsafeMutablePointer<UInt16>, into receive: UnsafeMutablePointer<UInt16>, counts: [Int]) {
+        reduceSliceApart(send, into: receive, counts: counts) { BFloat16.round(BFloat16.widen($0) + BFloat16.widen($1)) }
+    }
+
+    /// This rank's slice of every rank's `send`, summed in rank order, into `receive` (the same
+    /// additions in the same order as `reduceSlice`, so the same bits as the blocking call).
+    private func reduceSliceApart<T>(_ send: UnsafeMutablePointer<T>, into receive: UnsafeMutablePointer<T>, counts: [Int],
+                                     _ combine: (T, T) -> T) {
+        let (offset, count) = slice(counts)
+        if size == 1 {
+            if count > 0 { receive.update(from: send, count: count) }
+            return
+        }
+        group.publish(rank, UnsafeMutableRawPointer(send))
+        group.barrier()
+        if count > 0 {
+            receive.update(from: group.slots[0]!.assumingMemoryBound(to: T.self) + offset, count: count)
+            for r in 1..<size {
+                let other = group.slots[r]!.assumingMemoryBound(to: T.self) + offset
+                for i in 0..<count { receive[i] = combine(receive[i], other[i]) }
+            }
+        }
+        group.barrier()  // no rank publishes its next buffer while another still reads this one
+    }
+
     /// Non-blocking sums complete when started.
     public func testStarted(_ index: Int) -> Bool { true }
     public func waitStarted(_ index: Int) {}

@@ -44,6 +44,8 @@ public final class MPICommunicator: Communicator {
         MPI_Comm_free(&local)
         localSize = Int(ls)
         requests = Array(repeating: shim_request_null(), count: 64)
+        startedCounts = .allocate(capacity: 64 * size)
+        startedCounts.initialize(repeating: 0, count: 64 * size)
         atexit {
             var finalized: Int32 = 0
             MPI_Finalized(&finalized)
@@ -94,6 +96,37 @@ public final class MPICommunicator: Communicator {
         let slot = pending
         requests.withUnsafeMutableBufferPointer { r in
             _ = MPI_Iallreduce(shim_in_place(), buffer, Int32(count), type, op, comm, r.baseAddress! + slot)
+        }
+        pending += 1
+    }
+
+    /// Receive counts of the started reduce-scatters, one row of `size` per request slot: MPI
+    /// reads a non-blocking collective's count array until the request completes, so each
+    /// started call keeps its own row (allocated once: the step loop allocates nothing).
+    private let startedCounts: UnsafeMutablePointer<Int32>
+
+    public func startReduceScatterSum(_ send: UnsafeMutablePointer<Float>, into receive: UnsafeMutablePointer<Float>, counts: [Int]) {
+        startReduceScatter(send, receive, counts: counts, type: shim_float(), op: shim_op_sum())
+    }
+
+    public func startReduceScatterSumBF16(_ send: UnsafeMutablePointer<UInt16>, into receive: UnsafeMutablePointer<UInt16>, counts: [Int]) {
+        startReduceScatter(send, receive, counts: counts, type: shim_uint16(), op: MPICommunicator.bf16Sum!)
+    }
+
+    private func startReduceScatter<T>(_ send: UnsafeMutablePointer<T>, _ receive: UnsafeMutablePointer<T>, counts: [Int],
+                                       type: MPI_Datatype, op: MPI_Op) {
+        precondition(counts.count == size, "reduceScatter needs one count per rank")
+        precondition(counts.reduce(0, +) <= Int(Int32.max), "a non-blocking reduce-scatter takes at most 2^31 - 1 elements")
+        if size == 1 {
+            if counts[0] > 0 { receive.update(from: send, count: counts[0]) }
+            return
+        }
+        precondition(pending < requests.count, "too many outstanding reductions")
+        let slot = pending
+        let row = startedCounts + slot * size
+        for r in 0..<size { row[r] = Int32(counts[r]) }
+        requests.withUnsafeMutableBufferPointer { q in
+            _ = MPI_Ireduce_scatter(send, receive, row, type, op, comm, q.baseAddress! + slot)
         }
         pending += 1
     }

@@ -319,7 +319,7 @@ extension TrainConfig {
         .choice("runtime", "batchnorm", \.runtime.batchnorm,
                 doc: "`\"sync\"`: BatchNorm statistics summed over all ranks (SyncBN, the same as one rank with the whole batch); `\"local\"`: each rank's own rows (plain DDP)"),
         ConfigField(section: "runtime", key: "shard_optimizer", type: "boolean", allowed: "",
-                    doc: "ZeRO stage 1: gradients reduce-scattered, each rank runs Adam on its 1/N slice of the parameters and moments, parameters allgathered; checkpoints keep the full format",
+                    doc: "ZeRO stage 1: gradients reduce-scattered (with `allreduce` `\"overlap\"` one `MPI_Ireduce_scatter` per bucket during backward), each rank runs Adam on its 1/N slice of the parameters and moments, parameters allgathered; checkpoints keep the full format",
                     keyPath: \TrainConfig.runtime.shardOptimizer,
                     parse: { value, field, config in
                         guard case let .bool(b) = value else { throw ConfigError.wrongType(field: field, expected: "true or false", got: value.typeName) }

@@ -6,6 +6,8 @@ import Glibc
 /// What a trace event shows, one name per phase of a step and of an epoch end.
 public enum TracePhase: UInt8, CaseIterable, Sendable {
     case data, forward, backward, allreduceWait, optimizer, allgather, bucket, evaluation, checkpoint
+    /// A gradient bucket's reduce-scatter (sharded optimizer), on the buckets' track.
+    case bucketReduceScatter
 
     public var name: String {
         switch self {
@@ -18,8 +20,12 @@ public enum TracePhase: UInt8, CaseIterable, Sendable {
         case .bucket: return "bucket allreduce"
         case .evaluation: return "evaluation"
         case .checkpoint: return "checkpoint write"
+        case .bucketReduceScatter: return "bucket reduce-scatter"
         }
     }
+
+    /// Whether the event is one gradient bucket's reduction (the "gradient buckets" track).
+    public var isBucket: Bool { self == .bucket || self == .bucketReduceScatter }
 }
 
 /// Records the phases of the steps `steps` (1-based global step numbers) into a buffer
@@ -154,11 +160,11 @@ public final class TraceRecorder {
             add("{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":\(rank),\"tid\":0,\"args\":{\"name\":\"step phases\"}}")
             add("{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":\(rank),\"tid\":1,\"args\":{\"name\":\"gradient buckets\"}}")
             for (phase, bucket, step, start, dur) in decode(bytes) {
-                let tid = phase == .bucket ? 1 : 0
-                let name = phase == .bucket ? "bucket \(bucket) allreduce" : phase.name
+                let tid = phase.isBucket ? 1 : 0
+                let name = phase.isBucket ? "bucket \(bucket) \(phase == .bucket ? "allreduce" : "reduce-scatter")" : phase.name
                 var args = "\"step\":\(step)"
                 if bucket >= 0 { args += ",\"bucket\":\(bucket)" }
-                add("{\"ph\":\"X\",\"name\":\"\(name)\",\"cat\":\"\(phase == .bucket ? "comm" : "step")\",\"pid\":\(rank),\"tid\":\(tid),\"ts\":\(JSON.format((start * 1000).rounded() / 1000)),\"dur\":\(JSON.format((max(dur, 0) * 1000).rounded() / 1000)),\"args\":{\(args)}}")
+                add("{\"ph\":\"X\",\"name\":\"\(name)\",\"cat\":\"\(phase.isBucket ? "comm" : "step")\",\"pid\":\(rank),\"tid\":\(tid),\"ts\":\(JSON.format((start * 1000).rounded() / 1000)),\"dur\":\(JSON.format((max(dur, 0) * 1000).rounded() / 1000)),\"args\":{\(args)}}")
             }
         }
         s += "\n]}\n"

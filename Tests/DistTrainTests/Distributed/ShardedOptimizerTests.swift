@@ -43,8 +43,49 @@ import Testing
         }
     }
 
+    /// Every rank's share of a bucket: the intersection of `bucket` with each rank's slice.
+    static func shares(of bucket: Range<Int>, slices counts: [Int]) -> [Int] {
+        var start = 0
+        return counts.map { n in
+            defer { start += n }
+            return max(0, min(bucket.upperBound, start + n) - max(bucket.lowerBound, start))
+        }
+    }
+
+    @Test("non-blocking reduce-scatter of a bucket: each rank receives its slice's part, zero shares included", arguments: [1, 2, 3, 4])
+    func bucketReduceScatter(ranks: Int) throws {
+        try LocalCommunicator.run(ranks: ranks) { comm in
+            let total = 23
+            let counts = ShardPlan.counts(parameters: total, ranks: ranks)
+            let sliceStart = counts[..<comm.rank].reduce(0, +)
+            let b = FloatBuffer(count: total)
+            let h = UnsafeMutablePointer<UInt16>.allocate(capacity: total)
+            defer { h.deallocate() }
+            for i in 0..<total { b.base[i] = Float(i) + Float(comm.rank) * 100; h[i] = BFloat16.round(Float(i % 5 + comm.rank)) }
+            // Buckets that start and end inside slices, one element, and the whole buffer.
+            for bucket in [3..<17, 20..<21, 0..<total] {
+                let shares = Self.shares(of: bucket, slices: counts)
+                #expect(shares.reduce(0, +) == bucket.count)
+                let mineLow = max(bucket.lowerBound, sliceStart)
+                let received = FloatBuffer(count: max(shares[comm.rank], 1))
+                let receivedHalf = UnsafeMutablePointer<UInt16>.allocate(capacity: max(shares[comm.rank], 1))
+                defer { receivedHalf.deallocate() }
+                comm.startReduceScatterSum(b.base + bucket.lowerBound, into: received.base, counts: shares)
+                comm.startReduceScatterSumBF16(h + bucket.lowerBound, into: receivedHalf, counts: shares)
+                comm.waitAll()
+                let rankSum = Float((0..<ranks).reduce(0, +))
+                for k in 0..<shares[comm.rank] {
+                    let i = mineLow + k
+                    #expect(received.base[k] == Float(i * ranks) + rankSum * 100, "rank \(comm.rank) bucket \(bucket) element \(i)")
+                    #expect(BFloat16.widen(receivedHalf[k]) == Float((i % 5) * ranks) + rankSum, "bf16 rank \(comm.rank) element \(i)")
+                }
+            }
+        }
+    }
+
     /// Parameters after `steps` steps on `ranks` in-process ranks.
-    func train(ranks: Int, shard: Bool, steps: Int, dir: String, mutate: @escaping @Sendable (inout TrainConfig) -> Void = { _ in }) throws -> [Float] {
+    func train(ranks: Int, shard: Bool, steps: Int, dir: String, options extra: TrainOptions = TrainOptions(),
+               mutate: @escaping @Sendable (inout TrainConfig) -> Void = { _ in }) throws -> [Float] {
         let out = LocalCommunicatorTests.Results(ranks)
         let quiet = self.quiet
         try LocalCommunicator.run(ranks: ranks) { comm in
@@ -53,7 +94,7 @@ import Testing
             c.training.epochs = 2
             c.runtime.shardOptimizer = shard
             mutate(&c)
-            var options = TrainOptions()
+            var options = extra
             options.printEpochs = false
             options.tensorboard = false
             let t = try Trainer(config: c, comm: comm, options: options, logger: quiet)
@@ -71,19 +112,53 @@ import Testing
         return (d / n).squareRoot()
     }
 
-    @Test("sharded Adam ends where unsharded Adam does after 100 steps (1-4 ranks, uneven slices)", arguments: [1, 2, 3, 4])
-    func equivalence(ranks: Int) throws {
+    /// `allreduce` mode with small buckets (several per model, cut inside the ranks' slices).
+    static func mode(_ mode: AllreduceMode, wire: WirePrecision = .fp32) -> @Sendable (inout TrainConfig) -> Void {
+        { c in
+            c.runtime.allreduce = mode
+            c.runtime.bucketMB = 0.01
+            c.runtime.wire = wire
+        }
+    }
+
+    @Test("sharded Adam ends where unsharded Adam does after 100 steps (1-4 ranks, uneven slices, single and per-bucket overlapped reduce-scatter)",
+          arguments: [1, 2, 3, 4], [AllreduceMode.single, .overlap])
+    func equivalence(ranks: Int, mode: AllreduceMode) throws {
         let root = NSTemporaryDirectory() + "disttrain-zero-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let plain = try train(ranks: ranks, shard: false, steps: 100, dir: root + "/plain")
-        let sharded = try train(ranks: ranks, shard: true, steps: 100, dir: root + "/sharded")
+        let plain = try train(ranks: ranks, shard: false, steps: 100, dir: root + "/plain", mutate: Self.mode(mode))
+        let sharded = try train(ranks: ranks, shard: true, steps: 100, dir: root + "/sharded", mutate: Self.mode(mode))
         let rel = Self.relative(sharded, plain)
-        #expect(rel < 1e-6, "\(ranks) ranks: relative difference \(rel)")
-        // The checkpoints keep the full format: both optimizer files hold the same moments.
-        let a = try SafeTensors.read(path: root + "/plain/checkpoints/" + RunDirectory.checkpointName(step: 100) + "/optimizer.safetensors")
-        let b = try SafeTensors.read(path: root + "/sharded/checkpoints/" + RunDirectory.checkpointName(step: 100) + "/optimizer.safetensors")
+        #expect(rel < 1e-6, "\(ranks) ranks \(mode): relative difference \(rel)")
+        // The checkpoints keep the full format: the same moments under the same names and shapes.
+        let step = RunDirectory.checkpointName(step: 100)
+        let a = try SafeTensors.read(path: root + "/plain/checkpoints/" + step + "/optimizer.safetensors")
+        let b = try SafeTensors.read(path: root + "/sharded/checkpoints/" + step + "/optimizer.safetensors")
         #expect(a.names.sorted() == b.names.sorted())
         #expect(a.metadata["step"] == "100" && b.metadata["step"] == "100")
+        var momentsA: [Float] = [], momentsB: [Float] = []
+        for name in a.names.sorted() {
+            #expect(a.shape(name) != nil && a.shape(name) == b.shape(name), "\(name)")
+            momentsA += a.floats(name) ?? []
+            momentsB += b.floats(name) ?? []
+        }
+        // Every exported parameter has both moments (the parameter buffer may hold unexported padding).
+        let exported = try SafeTensors.read(path: root + "/sharded/checkpoints/" + step + "/model.safetensors").totalElements
+        #expect(momentsA.count == 2 * exported && momentsB.count == momentsA.count, "\(momentsA.count) \(momentsB.count) moments, \(exported) parameters")
+        let moments = Self.relative(momentsB, momentsA)
+        #expect(moments < 1e-5, "\(ranks) ranks \(mode): Adam moments differ by \(moments)")
+    }
+
+    @Test("overlapped per-bucket reduce-scatter gives the single reduce-scatter's bits (in-process sums add in rank order), fp32 and bf16",
+          arguments: [2, 3], [WirePrecision.fp32, .bf16])
+    func overlapMatchesSingle(ranks: Int, wire: WirePrecision) throws {
+        let root = NSTemporaryDirectory() + "disttrain-zero-ov-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let single = try train(ranks: ranks, shard: true, steps: 60, dir: root + "/single", mutate: Self.mode(.single, wire: wire))
+        let overlap = try train(ranks: ranks, shard: true, steps: 60, dir: root + "/overlap", mutate: Self.mode(.overlap, wire: wire))
+        #expect(overlap == single, "\(ranks) ranks \(wire): relative difference \(Self.relative(overlap, single))")
+        let plain = try train(ranks: ranks, shard: false, steps: 60, dir: root + "/plain", mutate: Self.mode(.overlap, wire: wire))
+        #expect(Self.relative(overlap, plain) < 1e-6, "\(ranks) ranks \(wire): sharded vs unsharded \(Self.relative(overlap, plain))")
     }
 
     @Test("a sharded run resumed from a mid-epoch checkpoint ends bitwise where the uninterrupted sharded run does")

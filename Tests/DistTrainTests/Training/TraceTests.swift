@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Models
+import Synchronization
 import Testing
 @testable import DistTrain
 @testable import DistTrainIO
@@ -61,5 +62,57 @@ import Testing
         if case let .number(g)? = line["grad_norm_mean"], case let .number(m)? = line["grad_norm_max"] {
             #expect(g > 0 && m >= g)
         } else { Issue.record("no gradient norm in metrics") }
+    }
+
+    @Test("a sharded optimizer with overlap traces each bucket's reduce-scatter, every traced step, on every rank")
+    func shardedTraceHasEveryBucket() throws {
+        let ranks = 3
+        let root = NSTemporaryDirectory() + "disttrain-trace-zero-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let path = root + "-trace.json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let quiet = self.quiet
+        let bucketCount = Mutex(0)
+        try LocalCommunicator.run(ranks: ranks) { comm in
+            var c = Support.smallConfig(out: root)
+            c.training.maxSteps = 5
+            c.runtime.allreduce = .overlap
+            c.runtime.bucketMB = 0.01   // several buckets
+            c.runtime.shardOptimizer = true
+            var options = TrainOptions()
+            options.printEpochs = false
+            options.tensorboard = false
+            options.tracePath = path
+            options.traceSteps = 2...5
+            let t = try Trainer(config: c, comm: comm, options: options, logger: quiet)
+            if comm.rank == 0 { bucketCount.withLock { $0 = t.reducer.buckets.count } }
+            try t.fit()
+        }
+        let buckets = bucketCount.withLock { $0 }
+        #expect(buckets >= 2)
+        let json = try JSON.parse(bytes: Array(try String(contentsOfFile: path, encoding: .utf8).utf8))
+        guard case let .array(events)? = json["traceEvents"] else { Issue.record("no traceEvents array"); return }
+        var seen: [Int: [String]] = [:]
+        var firstBucketStart: [String: Double] = [:], backwardEnd: [String: Double] = [:]
+        for e in events {
+            guard case .string("X")? = e["ph"], case let .number(pid)? = e["pid"], case let .string(name)? = e["name"],
+                  case let .number(tid)? = e["tid"], case let .number(step)? = e["args"]?["step"],
+                  case let .number(ts)? = e["ts"], case let .number(dur)? = e["dur"] else { continue }
+            #expect(!name.hasSuffix(" allreduce"), "sharded run traced \(name)")
+            let key = "\(Int(pid)) \(Int(step))"
+            if name.hasSuffix(" reduce-scatter") {
+                #expect(tid == 1)
+                seen[Int(pid), default: []].append("\(Int(step)) \(name)")
+                if name == "bucket 0 reduce-scatter" { firstBucketStart[key] = ts }
+            }
+            if name == "backward" { backwardEnd[key] = ts + dur }
+        }
+        let expected = (2...5).flatMap { step in (0..<buckets).map { "\(step) bucket \($0) reduce-scatter" } }.sorted()
+        for rank in 0..<ranks { #expect(seen[rank]?.sorted() == expected, "rank \(rank): \(seen[rank] ?? [])") }
+        // Overlap: the first bucket's reduce-scatter starts inside backward, not after it.
+        #expect(firstBucketStart.count == ranks * 4)
+        for (key, start) in firstBucketStart {
+            #expect(start < backwardEnd[key] ?? -1, "rank and step \(key): bucket 0 started at \(start), backward ended at \(backwardEnd[key] ?? -1)")
+        }
     }
 }
