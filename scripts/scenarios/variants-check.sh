@@ -5,7 +5,9 @@
 # (PNG signature and IHDR size, eval's JSON keys, nmi for a categorical latent, perplexity and
 # codes used for a VQ-VAE), and every
 # command that does not apply checked to fail cleanly: non-zero exit, one "disttrain: error:"
-# line on stderr, no output file. Prints one PASS/FAIL line per check and exits non-zero on
+# line on stderr, no output file. With no config named, also the seed CVAE with a sharded
+# optimizer (overlap, fp32 and bf16 wire) and the BatchNorm + dropout variant in deterministic
+# mode, for the zero-allocation check. Prints one PASS/FAIL line per check and exits non-zero on
 # any failure.
 #
 #   bash scripts/scenarios/variants-check.sh                          # uses .build/release/disttrain
@@ -178,6 +180,20 @@ for config in "${configs[@]}"; do
       "$bin" manifold --checkpoint "$ckpt" --out "$tmp/$name-m.png"
   fi
 done
+
+# The sharded optimizer (ZeRO-1) with overlap (a reduce-scatter per bucket started during backward,
+# several buckets) allocates nothing in disttrain's own code either, fp32 and bf16 wire, when all
+# configs are checked.
+if (( $# == 0 )); then
+  for wire in fp32 bf16; do
+    run="$tmp/zero-$wire"
+    short_config configs/cvae.json "$tmp/zero-$wire.json" "$run" > /dev/null
+    python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c.setdefault("runtime", {}).update(shard_optimizer=True, allreduce="overlap", bucket_mb=0.5, wire=sys.argv[2]); json.dump(c, open(sys.argv[1], "w"))' \
+      "$tmp/zero-$wire.json" "$wire"
+    echo "== cvae --shard-optimizer, overlap, $wire wire"
+    train_checked "cvae sharded overlap $wire" "$tmp/zero-$wire.json" "$run"
+  done
+fi
 
 # Deterministic mode's step (per-piece gradients, exact sums, BatchNorm per piece) allocates
 # nothing either: the BatchNorm + dropout variant, when all configs are checked.
