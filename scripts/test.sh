@@ -67,7 +67,7 @@ step "PyTorch interop on the VQ-VAE (30-step run, both directions)" 600 \
   bash scripts/scenarios/pytorch-interop.sh --train configs/vq-vae.json
 step "variants: short run + every command" 900 bash scripts/scenarios/variants-check.sh
 step "multi-host: 2 ranks across two network namespaces, stall across hosts" 400 bash scripts/scenarios/multihost-test.sh
-step "determinism: the same model bits at 1-4 ranks, 1-2 threads, two hosts, kill -9 and resume on fewer ranks" 600 bash scripts/scenarios/determinism-test.sh
+step "determinism: the same model bits at 1-4 ranks, 1-2 threads, two hosts, kill -9 and resume on fewer ranks; a ZeRO-1 checkpoint resumed on 2 and 1 ranks, sharded or not" 600 bash scripts/scenarios/determinism-test.sh
 step "faults: kill -9 and resume, NaN injection, disagreeing ranks" 600 bash scripts/scenarios/fault-tests.sh
 step "bad input: issue 17 reproductions, kill at every rename" 1800 bash scripts/scenarios/bad-input-tests.sh
 step "cluster faults: stalls, stop signals, restarts, corrupted checkpoints, run lock" 1500 bash scripts/scenarios/cluster-faults.sh

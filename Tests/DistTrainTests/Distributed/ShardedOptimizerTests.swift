@@ -161,6 +161,33 @@ import Testing
         #expect(Self.relative(overlap, plain) < 1e-6, "\(ranks) ranks \(wire): sharded vs unsharded \(Self.relative(overlap, plain))")
     }
 
+    @Test("a 4-rank sharded checkpoint resumes at 2 ranks sharded and unsharded, and at 3 (uneven slices): the same result either way")
+    func resumeOnAnotherWorldSize() throws {
+        let root = NSTemporaryDirectory() + "disttrain-zero-world-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let four = try train(ranks: 4, shard: true, steps: 50, dir: root + "/four", mutate: Self.mode(.overlap))
+        let checkpoint = root + "/four/checkpoints/" + RunDirectory.checkpointName(step: 50)
+        // Mid-epoch on another world size: every resumed run restarts at the next epoch's start.
+        var options = TrainOptions()
+        options.resumeFrom = checkpoint
+        var results: [String: [Float]] = [:]
+        for (ranks, shard, mode) in [(2, true, AllreduceMode.overlap), (2, false, .overlap), (2, true, .single),
+                                     (3, true, .overlap), (3, false, .single)] {
+            let name = "\(ranks)-\(shard ? "sharded" : "plain")-\(mode)"
+            results[name] = try train(ranks: ranks, shard: shard, steps: 100, dir: root + "/" + name, options: options, mutate: Self.mode(mode))
+            let state = try JSON.parse(try String(contentsOfFile: root + "/" + name + "/checkpoints/" + RunDirectory.checkpointName(step: 100) + "/trainer.json", encoding: .utf8))
+            #expect(state["world_size"] == .number(Double(ranks)) && state["global_step"] == .number(100), "\(name)")
+        }
+        let reference = results["2-plain-overlap"]!
+        for name in ["2-sharded-overlap", "2-sharded-single"] {
+            #expect(Self.relative(results[name]!, reference) < 1e-6, "\(name): \(Self.relative(results[name]!, reference))")
+        }
+        #expect(Self.relative(results["3-sharded-overlap"]!, results["3-plain-single"]!) < 1e-6)
+        // Not vacuous: the resumed runs trained on from the checkpoint's weights.
+        #expect(Self.relative(reference, four) > 1e-3)
+        #expect(Self.relative(results["3-plain-single"]!, reference) > 1e-6, "3 and 2 ranks see different batches")
+    }
+
     @Test("a sharded run resumed from a mid-epoch checkpoint ends bitwise where the uninterrupted sharded run does")
     func resume() throws {
         let root = NSTemporaryDirectory() + "disttrain-zero-resume-\(UUID().uuidString.prefix(8))"
