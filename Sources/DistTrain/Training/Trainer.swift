@@ -347,7 +347,8 @@ public final class Trainer {
         adam.update(params.base + shard.lowerBound, grads.base + shard.lowerBound, count: shard.count)
         timer.lap(.optimizer)
         if let counts = shardCounts {
-            comm.allgather(params.base, counts: counts)
+            // MPI's allocations inside the collective are booked with the reducer's, apart from the step loop's own.
+            reducer.inCommunicator { comm.allgather(params.base, counts: counts) }
             timer.lap(.allgather)
         }
         timer.endStep()
@@ -423,7 +424,7 @@ public final class Trainer {
                             : Numerics.sumOfSquares(grads.base + shard.lowerBound, count: shard.count)
         if shardCounts != nil && !exact {
             normScratch[0] = squares
-            comm.allreduceSum(normScratch, count: 1)
+            reducer.inCommunicator { comm.allreduceSum(normScratch, count: 1) }
             squares = normScratch[0]
         }
         let lossFinite = grads.base[p].isFinite && grads.base[p + 1].isFinite
