@@ -174,7 +174,7 @@ def report(args):
         if not hit:
             return "not reached"
         epochs = "/".join(str(e) for e in hit["epochs"])
-        spread = f" ({hit['min']:.1f}-{hit['max']:.1f})" if len(rounds) > 1 else ""
+        spread = f" ({hit['min']:.1f}-{hit['max']:.1f})" if hit["min"] != hit["max"] else ""
         return f"{hit['seconds']:.1f} s{spread}, epoch {epochs}"
     head = ("| configuration | recipe | global batch | " + " | ".join(f"to test loss <= {t:g}" for t in targets)
             + " | epochs run (last test loss), by round |")
