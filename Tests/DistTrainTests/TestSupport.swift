@@ -1,6 +1,7 @@
 import DistTrain
 import DistTrainIO
 import Foundation
+import Logging
 import Models
 
 /// Paths and shared state for the DistTrain tests.
@@ -45,6 +46,17 @@ enum Support {
         var out: [UInt8] = []
         for v in [magic] + dims.map(UInt32.init) { out += [24, 16, 8, 0].map { UInt8((v >> $0) & 0xFF) } }
         return out + payload
+    }
+
+    /// A trainer for `config` on `comm` that prints nothing and writes no TensorBoard files,
+    /// after its `fit()`.
+    static func fitted(_ config: TrainConfig, comm: Communicator, logger: Logger) throws -> Trainer {
+        var options = TrainOptions()
+        options.printEpochs = false
+        options.tensorboard = false
+        let trainer = try Trainer(config: config, comm: comm, options: options, logger: logger)
+        try trainer.fit()
+        return trainer
     }
 
     /// A config on a small MNIST subset with a small model, for fast trainer tests.

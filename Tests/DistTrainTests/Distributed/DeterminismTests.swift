@@ -191,11 +191,7 @@ import Testing
             c.runtime.blasThreads = threads
             c.runtime.deterministic = true
             try mutate(&c)
-            var options = TrainOptions()
-            options.printEpochs = false
-            options.tensorboard = false
-            let t = try Trainer(config: c, comm: comm, options: options, logger: quiet)
-            try t.fit()
+            let t = try Support.fitted(c, comm: comm, logger: quiet)
             out.set(comm.rank, Array(UnsafeBufferPointer(start: t.params.base, count: t.params.count))
                 + Array(UnsafeBufferPointer(start: t.modelState.base, count: t.modelState.count))
                 + [Float(t.reports.last!.test.bce), Float(t.reports.last!.train.bce)])

@@ -25,11 +25,7 @@ struct ThreadingTests {
             c.training.epochs = 3
             c.runtime.blasThreads = threads
             c.runtime.threading = mode
-            var options = TrainOptions()
-            options.printEpochs = false
-            options.tensorboard = false
-            let t = try Trainer(config: c, comm: comm, options: options, logger: quiet)
-            try t.fit()
+            let t = try Support.fitted(c, comm: comm, logger: quiet)
             out.set(comm.rank, Array(UnsafeBufferPointer(start: t.params.base, count: t.params.count))
                 + [Float(t.reports.last!.test.bce), Float(t.reports.last!.train.bce)])
         }
