@@ -29,8 +29,11 @@ let package = Package(
         // Vector square root as one instruction (Swift's SIMD squareRoot is lane by lane).
         .target(name: "CVectorMath"),
 
+        // Products with a mostly-zero operand (pixels, ReLU outputs): AVX2 kernels chosen at run time.
+        .target(name: "CSparseProducts"),
+
         // The math: layers, activations, losses, the VAE family. No MPI here.
-        .target(name: "Models", dependencies: ["COpenBLAS", "CVectorMath", "CAllocCount"]),
+        .target(name: "Models", dependencies: ["COpenBLAS", "CVectorMath", "CAllocCount", "CSparseProducts"]),
 
         // File formats and file handling that know nothing of training: JSON, IDX, safetensors,
         // the PNG encoder, TensorBoard event files, atomic writes.

@@ -82,6 +82,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Override runtime.threading: pool (disttrain's threads run every phase; default) or openblas (OpenBLAS's threads run the products, the rest one thread).")
     var threading: String?
 
+    @Flag(name: .customLong("dense-inputs"), help: "Set runtime.sparse_inputs to false: every Linear layer runs the dense sgemm, even on inputs that are mostly zeros (for comparison).")
+    var denseInputs = false
+
     @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("Override runtime.stall_timeout_s: stop the job (exit status 76) when a rank has not reached a collective for this many seconds; a warning names it at half the time (0: off; default 300).", valueName: "seconds"))
     var stallTimeout: Double?
 
@@ -158,6 +161,7 @@ struct TrainCommand: ParsableCommand {
         if let v = maxSteps { list.append(ConfigOverride("--max-steps", \.training.maxSteps, v)) }
         if let v = threads { list.append(ConfigOverride("--threads", \.runtime.blasThreads, v)) }
         if let v = threading.flatMap(ThreadingMode.init(rawValue:)) { list.append(ConfigOverride("--threading", \.runtime.threading, v)) }
+        if denseInputs { list.append(ConfigOverride("--dense-inputs", \.runtime.sparseInputs, false)) }
         if let v = checksumEvery { list.append(ConfigOverride("--checksum-every", \.runtime.checksumEvery, v)) }
         if let v = binarize.flatMap(Binarization.init(rawValue:)) { list.append(ConfigOverride("--binarize", \.data.binarize, v)) }
         if let v = schedule.flatMap(LRScheduleKind.init(rawValue:)) { list.append(ConfigOverride("--schedule", \.optimizer.schedule, v)) }

@@ -140,6 +140,9 @@ public struct TrainConfig: Equatable, Sendable {
         /// Who runs the rank's threads: disttrain's pool (every phase, the same bits for any thread
         /// count) or OpenBLAS's threads (products only).
         public var threading: ThreadingMode = .pool
+        /// Linear layers multiply only the nonzeros of inputs that are mostly zeros (pixels,
+        /// ReLU outputs), decided per batch; false: always the dense sgemm.
+        public var sparseInputs = true
         /// Compare a parameter checksum across ranks every this many steps (0: off).
         public var checksumEvery = 0
         /// "overlap": gradient buckets reduced with MPI_Iallreduce while backward runs;

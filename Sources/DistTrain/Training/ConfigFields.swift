@@ -308,6 +308,15 @@ extension TrainConfig {
                  doc: "threads per rank (0: CPUs this rank may use / ranks on this host); who runs them: `runtime.threading`"),
         .choice("runtime", "threading", \.runtime.threading,
                 doc: "who runs a rank's `blas_threads` threads: `\"pool\"`, disttrain's pool runs every phase (each matrix product cut into blocks of single-threaded OpenBLAS calls, the elementwise passes and Adam), the same bits for any thread count; `\"openblas\"`, OpenBLAS's own threads run the products and the rest runs on one thread (bits depend on the thread count; OpenBLAS 0.3.21's threaded sgemm can deadlock, see \"Threads\")"),
+        ConfigField(section: "runtime", key: "sparse_inputs", type: "boolean", allowed: "",
+                    doc: "a Linear layer whose input batch is at most 30% nonzeros (MNIST pixels, ReLU outputs after the first layer) multiplies only the nonzeros in its forward and weight gradient (about twice as fast there; other bits than the dense sgemm); `false`: always the dense sgemm",
+                    keyPath: \TrainConfig.runtime.sparseInputs,
+                    parse: { value, field, config in
+                        guard case let .bool(b) = value else { throw ConfigError.wrongType(field: field, expected: "true or false", got: value.typeName) }
+                        config.runtime.sparseInputs = b
+                    },
+                    write: { .bool($0.runtime.sparseInputs) },
+                    check: { _ in nil }),
         .integer("runtime", "checksum_every", \.runtime.checksumEvery, min: 0,
                  doc: "debug: compare a parameter checksum across ranks every N steps, stop on drift"),
         .choice("runtime", "allreduce", \.runtime.allreduce,

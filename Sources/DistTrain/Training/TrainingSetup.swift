@@ -51,6 +51,7 @@ struct TrainingSetup {
         // same sgemm at 2 threads). The pool's products and passes give the same bits on any count.
         let threads = ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize)
         RankThreads.set(deterministic && config.runtime.threading == .openblas ? 1 : threads, mode: config.runtime.threading)
+        SparseInput.enabled = config.runtime.sparseInputs
         // A world size deterministic mode cannot split the data over is refused before anything is read.
         if deterministic {
             try comm.collectively {

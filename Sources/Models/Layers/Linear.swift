@@ -6,7 +6,8 @@
 /// never copies. A ReLU or LeakyReLU that follows a Linear in a stack is fused into it
 /// (`activation`): the bias add and the activation share one pass over the output, and
 /// backward scales dy by the activation's derivative read off the stored output. This is the
-/// MLP VAE's fast path, with exactly the float operations it always had.
+/// MLP VAE's fast path. Inputs that are mostly zeros (MNIST pixels, ReLU outputs) multiply
+/// only their nonzeros (`SparseInput`), decided batch by batch.
 public final class Linear: Layer {
     public let inFeatures: Int
     public let outFeatures: Int
@@ -36,19 +37,33 @@ public final class Linear: Layer {
     public var inputGradientFlopsPerRow: Int { flopsPerRow }
     public var backwardReadsOutput: Bool { activation != nil }
 
+    /// Mostly-zero inputs (pixels, ReLU outputs) take `SparseInput`'s products, chosen per batch.
+    public var takesSparseInput: Bool { SparseInput.applies(inFeatures: inFeatures, outFeatures: outFeatures) }
+
+    public func scratchBytes(capacity: Int) -> Int {
+        takesSparseInput ? SparseInput.scratchBytes(capacity: capacity, inFeatures: inFeatures, outFeatures: outFeatures) : 0
+    }
+
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, _ c: LayerContext) {
+        let sparse = SparseInput.enabled && takesSparseInput
+            && SparseInput.forward(weights: c.params + weightOffset, x: x, y: y, rows: rows, inFeatures: inFeatures,
+                                   outFeatures: outFeatures, capacity: c.capacity, scratch: c.scratch)
+        if !sparse { forwardNoBias(c.params, x: x, y: y, rows: rows) }
         if let activation {
-            forwardNoBias(c.params, x: x, y: y, rows: rows)
             activation.biasForward(y, bias: c.params + biasOffset, rows: rows, width: outFeatures)
         } else {
-            forward(c.params, x: x, y: y, rows: rows)
+            addBias(c.params, y: y, rows: rows)
         }
     }
 
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, rows: Int, _ c: LayerContext) {
         activation?.backward(dy, outputs: y, count: rows * outFeatures)
-        backward(c.params, grads: c.grads!, x: x, dy: dy, dx: dx, rows: rows, accumulate: c.accumulate)
+        let sparse = takesSparseInput
+            && SparseInput.weightGradient(dy: dy, dw: c.grads! + weightOffset, rows: rows, inFeatures: inFeatures,
+                                          outFeatures: outFeatures, capacity: c.capacity, accumulate: c.accumulate,
+                                          scratch: c.scratch)
+        backward(c.params, grads: c.grads!, x: x, dy: dy, dx: dx, rows: rows, accumulate: c.accumulate, weightsDone: sparse)
     }
 
     /// Exports the layer under `name.weight` and `name.bias`.
@@ -76,6 +91,12 @@ public final class Linear: Layer {
     @inline(__always)
     public func forward(_ params: UnsafePointer<Float>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int) {
         forwardNoBias(params, x: x, y: y, rows: rows)
+        addBias(params, y: y, rows: rows)
+    }
+
+    /// y[rows, out] += b.
+    @inline(__always)
+    func addBias(_ params: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int) {
         var pass = Activation.RowPass(y: y, bias: params + biasOffset, rows: rows, width: outFeatures, slope: 1)
         WorkerPool.shared.run(chunks: WorkerPool.chunks(count: rows, size: pass.rowsPerChunk), &pass) { raw, chunk in
             let p = raw.assumingMemoryBound(to: Activation.RowPass.self).pointee
@@ -88,13 +109,16 @@ public final class Linear: Layer {
 
     /// Given dy = dL/dy [rows, out], writes dW and db into `grads` (adding to what is there when
     /// `accumulate`, for gradient accumulation) and, when `dx` is given, dx = dy W [rows, in].
+    /// `weightsDone`: dW is already there (`SparseInput.weightGradient`).
     @inline(__always)
     public func backward(_ params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
                          x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
-                         rows: Int, accumulate: Bool) {
+                         rows: Int, accumulate: Bool, weightsDone: Bool = false) {
         // dW[out, in] (+)= dy^T x
-        MatrixProduct.sgemm(true, false, outFeatures, inFeatures, rows, dy, outFeatures, x, inFeatures,
-                            beta: accumulate ? 1 : 0, grads + weightOffset, inFeatures)
+        if !weightsDone {
+            MatrixProduct.sgemm(true, false, outFeatures, inFeatures, rows, dy, outFeatures, x, inFeatures,
+                                beta: accumulate ? 1 : 0, grads + weightOffset, inFeatures)
+        }
         // db (+)= column sums of dy; row by row so the inner loop vectorizes. The WorkerPool
         // splits the columns, so every column is still summed over the rows in order.
         let db = grads + biasOffset

@@ -143,6 +143,7 @@ struct ConfigTests {
       "runtime": {
         "blas_threads": 0,
         "threading": "pool",
+        "sparse_inputs": true,
         "checksum_every": 0,
         "allreduce": "overlap",
         "bucket_mb": 1,
