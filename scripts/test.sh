@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: builds, runs every test suite in one process, then the MPI suite across
-# 2 and 4 real ranks, then the scenarios (scripts/scenarios/) with real mpirun jobs. Prints a
+# 2, 3 and 4 real ranks, then the scenarios (scripts/scenarios/) with real mpirun jobs. Prints a
 # closing tally: `checks: N passed, M failed, K skipped`.
 #
 # Every check runs under a time limit; one that outlives it is killed and counts as failed,
@@ -53,7 +53,7 @@ venv_python=${DISTTRAIN_TB_VENV:-/tmp/disttrain-tb-venv}/bin/python
 step "Python venv from PyPI (TensorBoard, safetensors)" 900 bash scripts/tools/python-venv.sh
 step "swift test (all suites, one process)" 900 env DISTTRAIN_PYTHON="$venv_python" bash scripts/tools/swift-tests.sh
 step "MPI suite on 2 ranks" 300 mpirun -n 2 "$tests" --testing-library swift-testing --filter MPITests
-step "MPI suite on 4 ranks" 300 mpirun -n 4 "$tests" --testing-library swift-testing --filter MPITests
+step "MPI suite on 3 ranks (uneven shares) and 4 ranks" 400 bash -c "mpirun -n 3 '$tests' --testing-library swift-testing --filter MPITests && mpirun -n 4 '$tests' --testing-library swift-testing --filter MPITests"
 step "SyncBN, the VQ EMA codebook statistics and dead-code restart across 2 and 4 real ranks" 300 bash -c "mpirun -n 2 '$tests' --testing-library swift-testing --filter SyncBatchNormAcrossRanks && mpirun -n 4 '$tests' --testing-library swift-testing --filter SyncBatchNormAcrossRanks"
 # e2e keeps its 2- and 4-rank runs in $work for the TensorBoard and PyTorch checks after it.
 step "training jobs under mpirun (1, 2, 4 ranks)" 600 env E2E_KEEP="$work/e2e" bash scripts/scenarios/e2e.sh

@@ -50,7 +50,9 @@ struct MPITests {
         // Reference: the whole batch in this process, no communication.
         let reference = gradient(model, params, data: data, rows: 0..<batch, batch: batch)
         // Distributed: this rank's share (uneven shares when the batch does not divide), then sum.
-        let plan = try BatchPlan(globalBatch: batch, world: comm.size, samples: batch, classes: 1)
+        // The plan only splits the batch; its dataset must hold a local batch on every shard
+        // (at 3 ranks 64 samples make shards of 21 and local batches of up to 22).
+        let plan = try BatchPlan(globalBatch: batch, world: comm.size, samples: batch * comm.size, classes: 1)
         let start = (0..<comm.rank).map(plan.localBatch).reduce(0, +)
         let mine = gradient(model, params, data: data, rows: start..<(start + plan.localBatch(comm.rank)), batch: batch)
         comm.allreduceSum(mine.base, count: mine.count)
@@ -76,7 +78,9 @@ struct MPITests {
         model.initialize(params.base, seed: 9)
         let reference = gradient(model, params, data: data, rows: 0..<batch, batch: batch)
 
-        let plan = try BatchPlan(globalBatch: batch, world: comm.size, samples: batch, classes: 1)
+        // The plan only splits the batch; its dataset must hold a local batch on every shard
+        // (at 3 ranks 64 samples make shards of 21 and local batches of up to 22).
+        let plan = try BatchPlan(globalBatch: batch, world: comm.size, samples: batch * comm.size, classes: 1)
         let start = (0..<comm.rank).map(plan.localBatch).reduce(0, +)
         let rows = start..<(start + plan.localBatch(comm.rank))
         let a = model.architecture
