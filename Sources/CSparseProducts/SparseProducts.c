@@ -255,6 +255,78 @@ static void dense_t_times_sparse_avx2(const int32_t *start, const int32_t *row, 
 }
 #endif
 
+// ---- dx = dY * W at the input's nonzeros only --------------------------------------------
+
+static void masked_times_panels_portable(const int32_t *start, const int32_t *index, int r0, int r1, int cols, int out,
+                                         const float *dy, int lddy, const float *panels, float *dx, int lddx) {
+    for (int r = r0; r < r1; r++) {
+        float *d = dx + (int64_t)r * lddx;
+        for (int c = 0; c < cols; c++) d[c] = 0;
+        for (int o0 = 0; o0 < out; o0 += 64) {
+            int width = out - o0 < 64 ? out - o0 : 64;
+            const float *panel = panels + (int64_t)o0 * cols, *g = dy + (int64_t)r * lddy + o0;
+            for (int32_t k = start[r]; k < start[r + 1]; k++) {
+                const float *w = panel + (int64_t)index[k] * width;
+                float a = 0;
+                for (int j = 0; j < width; j++) a += g[j] * w[j];
+                d[index[k]] += a;
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static inline float horizontal_sum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma")))
+static void masked_times_panels_avx2(const int32_t *start, const int32_t *index, int r0, int r1, int cols, int out,
+                                     const float *dy, int lddy, const float *panels, float *dx, int lddx) {
+    for (int r = r0; r < r1; r++) {
+        float *d = dx + (int64_t)r * lddx;
+        for (int c = 0; c < cols; c++) d[c] = 0;
+    }
+    for (int o0 = 0; o0 < out; o0 += 64) {
+        int width = out - o0 < 64 ? out - o0 : 64;
+        const float *panel = panels + (int64_t)o0 * cols;
+        if (width < 64) {
+            for (int r = r0; r < r1; r++) {
+                const float *g = dy + (int64_t)r * lddy + o0;
+                float *d = dx + (int64_t)r * lddx;
+                for (int32_t k = start[r]; k < start[r + 1]; k++) {
+                    const float *w = panel + (int64_t)index[k] * width;
+                    float a = 0;
+                    for (int j = 0; j < width; j++) a = __builtin_fmaf(g[j], w[j], a);
+                    d[index[k]] += a;
+                }
+            }
+            continue;
+        }
+        // A panel's 64 outputs of dy stay in eight registers while the row's nonzeros go by;
+        // two chains of four products each, then one horizontal sum per nonzero.
+        for (int r = r0; r < r1; r++) {
+            const float *g = dy + (int64_t)r * lddy + o0;
+            __m256 g0 = _mm256_loadu_ps(g), g1 = _mm256_loadu_ps(g + 8), g2 = _mm256_loadu_ps(g + 16), g3 = _mm256_loadu_ps(g + 24);
+            __m256 g4 = _mm256_loadu_ps(g + 32), g5 = _mm256_loadu_ps(g + 40), g6 = _mm256_loadu_ps(g + 48), g7 = _mm256_loadu_ps(g + 56);
+            float *d = dx + (int64_t)r * lddx;
+            for (int32_t k = start[r]; k < start[r + 1]; k++) {
+                const float *w = panel + (int64_t)index[k] * 64;
+                __m256 a = _mm256_mul_ps(g0, _mm256_loadu_ps(w)), b = _mm256_mul_ps(g1, _mm256_loadu_ps(w + 8));
+                a = _mm256_fmadd_ps(g2, _mm256_loadu_ps(w + 16), a); b = _mm256_fmadd_ps(g3, _mm256_loadu_ps(w + 24), b);
+                a = _mm256_fmadd_ps(g4, _mm256_loadu_ps(w + 32), a); b = _mm256_fmadd_ps(g5, _mm256_loadu_ps(w + 40), b);
+                a = _mm256_fmadd_ps(g6, _mm256_loadu_ps(w + 48), a); b = _mm256_fmadd_ps(g7, _mm256_loadu_ps(w + 56), b);
+                d[index[k]] += horizontal_sum(_mm256_add_ps(a, b));
+            }
+        }
+    }
+}
+#endif
+
 static int has_avx2_fma(void) {
 #if defined(__x86_64__)
     static int known = -1;
@@ -290,4 +362,12 @@ void dt_dense_t_times_sparse(const int32_t *start, const int32_t *row, const flo
 #endif
     (void)rows; (void)pack;
     dense_t_times_sparse_portable(start, row, value, cols, dy, lddy, o0, o1, beta, dw, lddw);
+}
+
+void dt_masked_times_panels(const int32_t *start, const int32_t *index, int r0, int r1, int cols, int out,
+                            const float *dy, int lddy, const float *panels, float *dx, int lddx) {
+#if defined(__x86_64__)
+    if (has_avx2_fma()) { masked_times_panels_avx2(start, index, r0, r1, cols, out, dy, lddy, panels, dx, lddx); return; }
+#endif
+    masked_times_panels_portable(start, index, r0, r1, cols, out, dy, lddy, panels, dx, lddx);
 }

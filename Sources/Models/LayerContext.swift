@@ -27,13 +27,20 @@ public struct LayerContext {
     public var capacity: Int
     /// This layer's scratch: `scratchBytes(capacity:)` bytes, 64-byte aligned.
     public var scratch: UnsafeMutableRawPointer
+    /// Backward: this layer's input came out of a ReLU, whose backward zeroes the input
+    /// gradient wherever the input is 0, so only its entries at the input's nonzeros count
+    /// (the others may be written as 0). Set per layer by `LayerSequence`.
+    public var inputFromReLU = false
+    /// A Linear layer may take `SparseInput`'s products for a mostly-zero input batch.
+    public var sparseInputs: Bool
 
     public init(params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>? = nil, state: UnsafeMutablePointer<Float>? = nil,
                 mode: ForwardMode, updatesRunningStatistics: Bool = false, accumulate: Bool = false,
                 reducer: (any BatchStatisticsReducer)? = nil, ids: UnsafePointer<Int32>, labels: UnsafePointer<Int32>,
-                noiseKey: UInt64 = 0, capacity: Int, scratch: UnsafeMutableRawPointer) {
+                noiseKey: UInt64 = 0, capacity: Int, scratch: UnsafeMutableRawPointer, sparseInputs: Bool = SparseInput.enabled) {
         self.params = params; self.grads = grads; self.state = state; self.mode = mode
         self.updatesRunningStatistics = updatesRunningStatistics; self.accumulate = accumulate; self.reducer = reducer
         self.ids = ids; self.labels = labels; self.noiseKey = noiseKey; self.capacity = capacity; self.scratch = scratch
+        self.sparseInputs = sparseInputs
     }
 }

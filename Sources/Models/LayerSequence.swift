@@ -8,6 +8,10 @@ public struct LayerSequence: Sendable {
     let source: [Int]
     /// Indices of the layers that do work (not views), in forward order.
     let compute: [Int]
+    /// For each layer, whether its input is a ReLU's output (a Linear with ReLU fused, or a ReLU
+    /// layer, possibly seen through views): backward then needs its input gradient only at the
+    /// input's nonzeros.
+    let inputFromReLU: [Bool]
 
     /// Builds `specs` from `input`. `names(i)` names spec i. A Linear directly followed by
     /// ReLU / LeakyReLU absorbs it (fused bias + activation). When `join` is given, a label
@@ -52,6 +56,12 @@ public struct LayerSequence: Sendable {
         }
         self.source = source
         self.compute = compute
+        inputFromReLU = source.map { s in
+            guard s >= 0 else { return false }
+            if layers[s] is ReLU { return true }
+            if let l = layers[s] as? Linear, case .relu? = l.activation { return true }
+            return false
+        }
     }
 
     public var outputShape: TensorShape { layers.last?.outputShape ?? inputShape }
@@ -95,6 +105,7 @@ public struct LayerSequence: Sendable {
             let isFirst = i == first
             let dx = isFirst ? dInput : spare
             c.scratch = buffers.scratch[i]
+            c.inputFromReLU = inputFromReLU[i]
             layers[i].backward(buffers.inputs[i], buffers.outputs[i], dy, dx, rows: rows, c)
             if let offset = layers[i].parameterOffset { finished(offset) }
             if !isFirst { dy = spare; swap(&spare, &other) }

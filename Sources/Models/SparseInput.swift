@@ -16,7 +16,7 @@ import CSparseProducts
 /// Legend: B rows of the batch (capacity: C), I = in features, O = out features,
 /// Z nonzeros of the batch (at most B * I), P = ceil(O / 64) panels of 64 outputs.
 public enum SparseInput {
-    /// `runtime.sparse_inputs`; set once at setup.
+    /// `runtime.sparse_inputs`, set once at setup: the default of new workspaces and contexts.
     public static var enabled = true
     /// Inputs denser than this go to the dense sgemm: the sparse kernels run at about half the
     /// dense kernel's multiply-add rate, so they win below ~40% nonzeros.
@@ -134,6 +134,36 @@ public enum SparseInput {
                                     Int32(p.inFeatures), p.buffers.pack + block * p.capacity * SparseInput.packWidth)
         }
         return true
+    }
+
+    /// dx[rows, I] = dy W at the input's nonzeros and 0 elsewhere, from the panels and nonzeros
+    /// of the sparse forward of these rows (the parameters have not changed since); for a layer
+    /// below a ReLU, whose backward zeroes the rest. Returns false when forward was dense.
+    @inline(__always)
+    public static func maskedInputGradient(dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int,
+                                           inFeatures: Int, outFeatures: Int, capacity: Int,
+                                           scratch: UnsafeMutableRawPointer) -> Bool {
+        let b = Buffers(scratch, Layout(capacity: capacity, inFeatures: inFeatures, outFeatures: outFeatures))
+        guard rows > 0, b.header[0] == Int64(rows) else { return false }
+        var pass = MaskedPass(dy: dy, dx: dx, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, buffers: b)
+        WorkerPool.shared.run(chunks: WorkerPool.chunks(count: rows, size: maskedRowsPerChunk), &pass) { raw, chunk in
+            let p = raw.assumingMemoryBound(to: MaskedPass.self).pointee
+            let r = WorkerPool.range(chunk, count: p.rows, size: SparseInput.maskedRowsPerChunk)
+            dt_masked_times_panels(p.buffers.rowStart, p.buffers.rowIndex, Int32(r.lowerBound), Int32(r.upperBound),
+                                   Int32(p.inFeatures), Int32(p.outFeatures), p.dy, Int32(p.outFeatures), p.buffers.panel,
+                                   p.dx, Int32(p.inFeatures))
+        }
+        return true
+    }
+
+    /// Rows per chunk of the masked input gradient.
+    static let maskedRowsPerChunk = 32
+
+    struct MaskedPass {
+        let dy: UnsafePointer<Float>
+        let dx: UnsafeMutablePointer<Float>
+        let rows: Int, inFeatures: Int, outFeatures: Int
+        let buffers: Buffers
     }
 
     struct GradientPass {

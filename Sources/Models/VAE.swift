@@ -150,7 +150,8 @@ public final class VAE: Sendable {
     func context(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, state: UnsafeMutablePointer<Float>?, mode: ForwardMode,
                  updates: Bool, reducer: (any BatchStatisticsReducer)?) -> LayerContext {
         LayerContext(params: p, state: state, mode: mode, updatesRunningStatistics: updates, reducer: reducer,
-                     ids: ws.ids, labels: ws.labels, noiseKey: ws.noiseKey, capacity: ws.capacity, scratch: ws.latentScratch)
+                     ids: ws.ids, labels: ws.labels, noiseKey: ws.noiseKey, capacity: ws.capacity, scratch: ws.latentScratch,
+                     sparseInputs: ws.sparseInputs)
     }
 
     // MARK: Forward pieces

@@ -14,6 +14,9 @@ public final class VAEWorkspace {
     public let heads: FloatBuffer
     /// Gumbel-softmax temperature tau (categorical latent only).
     public var temperature: Float = 1
+    /// Linear layers may multiply only the nonzeros of mostly-zero inputs (`SparseInput`);
+    /// `runtime.sparse_inputs` as it was when the workspace was made.
+    public var sparseInputs = SparseInput.enabled
     /// Seed and step keying the Dropout masks (set by the caller before a training step).
     public var seed: UInt64 = 0
     public var step: Int = 0

@@ -163,4 +163,64 @@ struct SparseInputTests {
         #expect(Self.relativeError(y, yDense) < 1e-5)
         #expect(Self.relativeError(grads, gDense) < 1e-5)
     }
+
+    @Test("below a ReLU: the input gradient at the input's nonzeros equals dy W, 0 elsewhere", arguments: shapes)
+    func maskedInputGradient(shape: (Int, Int, Int)) {
+        let (rows, inFeatures, outFeatures) = shape
+        let p = Problem(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, density: 0.2)
+        var y = [Float](repeating: 0, count: rows * outFeatures)
+        var dx = [Float](repeating: .nan, count: rows * inFeatures), dense = dx
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: p.scratchBytes, alignment: 64)
+        defer { scratch.deallocate() }
+        #expect(SparseInput.forward(weights: p.w, x: p.x, y: &y, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
+                                    capacity: rows, scratch: scratch, force: true))
+        #expect(SparseInput.maskedInputGradient(dy: p.dy, dx: &dx, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
+                                                capacity: rows, scratch: scratch))
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(inFeatures), Int32(outFeatures), 1,
+                    p.dy, Int32(outFeatures), p.w, Int32(inFeatures), 0, &dense, Int32(inFeatures))
+        let masked = zip(dense, p.x).map { $1 != 0 ? $0 : 0 }
+        #expect(!dx.contains { $0.isNaN }, "\(shape): an entry was not written")
+        #expect(zip(dx, p.x).allSatisfy { $1 != 0 || $0 == 0 }, "\(shape): nonzero gradient where the input is 0")
+        let e = Self.relativeError(dx, masked)
+        #expect(e < 1e-5, "\(shape): off by \(e)")
+    }
+
+    @Test("the seed CVAE on mostly-zero pixels: loss and every gradient as with dense products (both encoder layers sparse, the second's input gradient masked)")
+    func seedModelMatchesDense() {
+        let model = VAE(VAEArchitecture())
+        let a = model.architecture
+        let params = FloatBuffer(count: model.parameterCount)
+        model.initialize(params.base, seed: 3)
+        // Biases of -0.1 leave about a fifth of the first layer's ReLU outputs lit, so the second
+        // layer's input is sparse too and its input gradient takes the masked product.
+        let firstLayer = model.encoder.layers[model.encoder.compute[0]] as! Linear
+        (params.base + firstLayer.biasOffset).update(repeating: -0.1, count: firstLayer.outFeatures)
+        let rows = 64
+        var rng = SplitMix64(seed: 11)
+        // MNIST-like rows: about 19% of the pixels lit.
+        let pixels = (0..<(rows * a.inputShape.count)).map { _ in rng.uniform(0, 1) < 0.19 ? rng.uniform(0.05, 1) : Float(0) }
+        func run(sparse: Bool) -> (loss: BatchLoss, gradient: [Float], tookSparse: Bool) {
+            let ws = VAEWorkspace(architecture: a, capacity: rows)
+            ws.sparseInputs = sparse
+            for r in 0..<rows {
+                for j in 0..<a.inputShape.count { ws.encoderInput.base[r * a.encoderInputWidth + j] = pixels[r * a.inputShape.count + j] }
+                ws.ids[r] = Int32(r)
+                ws.setLabel(row: r, label: r % a.classes, architecture: a)
+            }
+            for i in 0..<(rows * a.latent) { ws.eps.base[i] = Float(i % 13) / 6 - 1 }
+            let g = FloatBuffer(count: model.parameterCount)
+            let loss = model.lossAndGradient(params.base, g.base, ws, rows: rows, scale: 1 / Float(rows), beta: 1, accumulate: false)
+            // Both encoder layers took the sparse path (their scratch headers hold the rows).
+            let took = model.encoder.compute.prefix(2).allSatisfy {
+                ws.encoderBuffers.scratch[$0].assumingMemoryBound(to: Int64.self)[0] == Int64(rows)
+            }
+            return (loss, Array(UnsafeBufferPointer(start: g.base, count: model.parameterCount)), took)
+        }
+        let sparse = run(sparse: true), dense = run(sparse: false)
+        #expect(sparse.tookSparse && !dense.tookSparse)
+        #expect(abs(sparse.loss.bce - dense.loss.bce) < 1e-4 * abs(dense.loss.bce))
+        #expect(abs(sparse.loss.kl - dense.loss.kl) < 1e-4 * max(1, abs(dense.loss.kl)))
+        let e = Self.relativeError(sparse.gradient, dense.gradient)
+        #expect(e < 1e-4, "gradient off by \(e)")
+    }
 }

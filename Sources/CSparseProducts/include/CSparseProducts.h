@@ -44,4 +44,11 @@ void dt_dense_t_times_sparse(const int32_t *start, const int32_t *row, const flo
                              const float *dy, int lddy, int o0, int o1, float beta, float *dw, int lddw, float *pack);
 
 
+/// dx[r, c] = sum over o < out of dy[r, o] * W[o, c] where x[r, c] is one of row r's nonzeros
+/// (CSR start/index), 0 elsewhere, for rows r0 ..< r1: the input gradient of a layer whose input
+/// came out of a ReLU, whose backward zeroes every other entry anyway. W is read from its
+/// panels (`dt_pack_panel` of 64 rows each, the last narrower): panel p at panels + p * 64 * cols.
+void dt_masked_times_panels(const int32_t *start, const int32_t *index, int r0, int r1, int cols, int out,
+                            const float *dy, int lddy, const float *panels, float *dx, int lddx);
+
 #endif

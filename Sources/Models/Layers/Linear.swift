@@ -45,7 +45,7 @@ public final class Linear: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, _ c: LayerContext) {
-        let sparse = SparseInput.enabled && takesSparseInput
+        let sparse = c.sparseInputs && takesSparseInput
             && SparseInput.forward(weights: c.params + weightOffset, x: x, y: y, rows: rows, inFeatures: inFeatures,
                                    outFeatures: outFeatures, capacity: c.capacity, scratch: c.scratch)
         if !sparse { forwardNoBias(c.params, x: x, y: y, rows: rows) }
@@ -63,7 +63,12 @@ public final class Linear: Layer {
             && SparseInput.weightGradient(dy: dy, dw: c.grads! + weightOffset, rows: rows, inFeatures: inFeatures,
                                           outFeatures: outFeatures, capacity: c.capacity, accumulate: c.accumulate,
                                           scratch: c.scratch)
-        backward(c.params, grads: c.grads!, x: x, dy: dy, dx: dx, rows: rows, accumulate: c.accumulate, weightsDone: sparse)
+        // Below a ReLU only the input gradient's entries at the input's nonzeros count.
+        let inputDone = sparse && c.inputFromReLU && dx != nil
+            && SparseInput.maskedInputGradient(dy: dy, dx: dx!, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
+                                               capacity: c.capacity, scratch: c.scratch)
+        backward(c.params, grads: c.grads!, x: x, dy: dy, dx: inputDone ? nil : dx, rows: rows, accumulate: c.accumulate,
+                 weightsDone: sparse)
     }
 
     /// Exports the layer under `name.weight` and `name.bias`.
