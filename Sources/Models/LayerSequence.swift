@@ -83,9 +83,13 @@ public struct LayerSequence: Sendable {
     /// Widest activation (input or output) of any layer, in floats per row.
     var widest: Int { layers.reduce(inputShape.count) { max($0, $1.inputShape.count, $1.outputShape.count) } }
 
-    func forward(_ buffers: StackBuffers, rows: Int, _ context: LayerContext) {
+    /// Forward through the working layers. `needs(offset)` precedes each layer with parameters:
+    /// the layer is about to read its block, which starts at `offset` (a caller whose parameters
+    /// are still arriving waits there; see ZeRO-1's `ParameterGather`).
+    func forward(_ buffers: StackBuffers, rows: Int, _ context: LayerContext, needs: (Int) -> Void = { _ in }) {
         var c = context
         for i in compute {
+            if let offset = layers[i].parameterOffset { needs(offset) }
             c.scratch = buffers.scratch[i]
             layers[i].forward(buffers.inputs[i], buffers.outputs[i], rows: rows, c)
         }

@@ -245,14 +245,19 @@ public final class VAE: Sendable {
     /// A vector-quantized latent adds the codes chosen to ws.codeCounts when `updatesCodeCounts`;
     /// an EMA codebook (in `state`, when given) takes one EMA step, its batch statistics summed
     /// across ranks through `codebookReducer` (always needed with more than one rank).
+    /// `needs(offset)` is called, in forward order, just before each parameter block starting at
+    /// `offset` is first read (the mirror of backward's `finished`): ZeRO-1 waits there for the
+    /// range of parameters still being gathered.
     public func forwardForTraining(_ p: UnsafePointer<Float>, _ ws: VAEWorkspace, rows: Int, scale: Float,
                                    state: UnsafeMutablePointer<Float>? = nil,
                                    reducer: (any BatchStatisticsReducer)? = nil, updatesCodeCounts: Bool = true,
-                                   codebookReducer: (any BatchStatisticsReducer)? = nil) -> BatchLoss {
+                                   codebookReducer: (any BatchStatisticsReducer)? = nil,
+                                   needs: (Int) -> Void = { _ in }) -> BatchLoss {
         let c = context(p, ws, state: state, mode: .training, updates: true, reducer: reducer)
-        encoder.forward(ws.encoderBuffers, rows: rows, c)
+        encoder.forward(ws.encoderBuffers, rows: rows, c, needs: needs)
         var kl: Double
         if let q = quantizer {
+            if !q.usesEMA { needs(q.codebookOffset) }
             kl = quantize(p, ws, rows: rows, counts: updatesCodeCounts ? ws.codeCounts : nil, state: state)
             if q.usesEMA, let state {
                 q.updateEMA(state: state, zE: ws.heads.base, codeIndices: ws.codeIndices, rows: rows, reducer: codebookReducer,
@@ -261,7 +266,7 @@ public final class VAE: Sendable {
         } else {
             kl = sampleLatent(ws, rows: rows)
         }
-        decoder.forward(ws.decoderBuffers, rows: rows, c)
+        decoder.forward(ws.decoderBuffers, rows: rows, c, needs: needs)
         return BatchLoss(bce: reconstruction(ws, rows: rows, gradientScale: scale), kl: kl, rows: rows)
     }
 

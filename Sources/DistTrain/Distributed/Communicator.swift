@@ -49,6 +49,21 @@ public protocol Communicator: AnyObject {
     /// Rank r contributes its slice of `buffer` (as in `reduceScatterSum`); afterwards every
     /// rank holds every slice.
     func allgather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int])
+    /// Starts an in-place allgather of a range of a buffer (ZeRO-1: one per parameter range,
+    /// started after the sliced Adam, so the next step's forward can wait for each range just
+    /// before a layer reads it). `buffer` points at the range's first element; rank r owns
+    /// `counts[r]` elements starting at `counts[0..<r].sum` (counts may be zero) and every rank
+    /// receives the others' elements there. It completes in `waitGather` / `waitAllGathers`;
+    /// `progress()` also moves it. Gathers have their own numbering, apart from the reductions:
+    /// the `index`-th gather started since the last `waitAllGathers`. Until it completes, no
+    /// rank may write its own elements, nor read the others'.
+    func startAllgather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int])
+    /// Whether the `index`-th started gather has completed (lets it progress; traces).
+    func testGather(_ index: Int) -> Bool
+    /// Waits for the `index`-th started gather.
+    func waitGather(_ index: Int)
+    /// Waits for every started gather and restarts their numbering.
+    func waitAllGathers()
     /// Whether the `index`-th reduction started since the last `waitAll` has completed (lets
     /// it progress). For traces: per-bucket completion times.
     func testStarted(_ index: Int) -> Bool
@@ -97,6 +112,11 @@ extension Communicator {
             offset += n
         }
     }
+    /// A blocking allgather at the start (correct, with nothing to overlap).
+    public func startAllgather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) { allgather(buffer, counts: counts) }
+    public func testGather(_ index: Int) -> Bool { true }
+    public func waitGather(_ index: Int) {}
+    public func waitAllGathers() {}
     /// Unknown: completion is observed at `waitAll`.
     public func testStarted(_ index: Int) -> Bool { false }
     public func waitStarted(_ index: Int) {}

@@ -184,6 +184,39 @@ public final class LocalCommunicator: Communicator {
     public func testStarted(_ index: Int) -> Bool { true }
     public func waitStarted(_ index: Int) {}
 
+    /// Gathers started and not yet completed, in order (capacity reserved up front).
+    private var gathers: [(buffer: UnsafeMutablePointer<Float>, counts: [Int])] = {
+        var g: [(buffer: UnsafeMutablePointer<Float>, counts: [Int])] = []
+        g.reserveCapacity(64)
+        return g
+    }()
+    private var gathersDone = 0
+
+    /// Unlike the sums, a gather is deferred: nothing moves until `waitGather` reaches it (a
+    /// rendezvous of all ranks, in start order). So a rank that read another rank's elements
+    /// before waiting would see its own stale values: in-process tests catch a missing wait.
+    public func startAllgather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        _ = slice(counts)
+        precondition(gathers.count < gathers.capacity, "too many outstanding gathers")
+        gathers.append((buffer, counts))
+    }
+
+    public func testGather(_ index: Int) -> Bool { index < gathersDone || index >= gathers.count }
+
+    public func waitGather(_ index: Int) {
+        while gathersDone <= index && gathersDone < gathers.count {
+            let g = gathers[gathersDone]
+            allgather(g.buffer, counts: g.counts)
+            gathersDone += 1
+        }
+    }
+
+    public func waitAllGathers() {
+        waitGather(gathers.count - 1)
+        gathers.removeAll(keepingCapacity: true)
+        gathersDone = 0
+    }
+
     /// Sums elements [offset, offset + count) of every rank's buffer, in rank order, into this
     /// rank's buffer; every rank takes part in the rendezvous even with nothing to sum.
     private func reduceSlice<T>(_ buffer: UnsafeMutablePointer<T>, offset: Int, count: Int, _ combine: (T, T) -> T) {

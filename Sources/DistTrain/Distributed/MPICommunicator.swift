@@ -46,6 +46,10 @@ public final class MPICommunicator: Communicator {
         requests = Array(repeating: shim_request_null(), count: 64)
         startedCounts = .allocate(capacity: 64 * size)
         startedCounts.initialize(repeating: 0, count: 64 * size)
+        gatherRequests = .allocate(capacity: MPICommunicator.gatherSlots)
+        gatherRequests.initialize(repeating: shim_request_null(), count: MPICommunicator.gatherSlots)
+        gatherLayout = .allocate(capacity: 2 * MPICommunicator.gatherSlots * size)
+        gatherLayout.initialize(repeating: 0, count: 2 * MPICommunicator.gatherSlots * size)
         atexit {
             var finalized: Int32 = 0
             MPI_Finalized(&finalized)
@@ -146,11 +150,63 @@ public final class MPICommunicator: Communicator {
     }()
 
     public func progress() {
-        if pending == 0 { return }
         var done: Int32 = 0
+        if gathersPending > 0 {
+            _ = MPI_Testall(Int32(gathersPending), gatherRequests, &done, shim_statuses_ignore())
+        }
+        if pending == 0 { return }
         requests.withUnsafeMutableBufferPointer { r in
             _ = MPI_Testall(Int32(pending), r.baseAddress!, &done, shim_statuses_ignore())
         }
+    }
+
+    // MARK: Non-blocking parameter gathers (ZeRO-1 with overlap)
+
+    /// Request slots for the outstanding gathers (their own table: they stay outstanding
+    /// across the step boundary, while the reductions' table is reset at every `waitAll`).
+    static let gatherSlots = 64
+    private let gatherRequests: UnsafeMutablePointer<MPI_Request?>
+    private var gathersPending = 0
+    /// [gatherSlots][2][size] each started gather's receive counts, then displacements: MPI
+    /// reads them until the request completes (allocated once: the step loop allocates nothing).
+    private let gatherLayout: UnsafeMutablePointer<Int32>
+
+    public func startAllgather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        precondition(counts.count == size, "allgather needs one count per rank")
+        if size == 1 { return }
+        precondition(counts.reduce(0, +) <= Int(Int32.max), "a non-blocking allgather takes at most 2^31 - 1 elements")
+        precondition(gathersPending < MPICommunicator.gatherSlots, "too many outstanding gathers")
+        let slot = gathersPending
+        let receiveCounts = gatherLayout + 2 * slot * size, displacements = receiveCounts + size
+        var offset = 0
+        for r in 0..<size {
+            receiveCounts[r] = Int32(counts[r])
+            displacements[r] = Int32(offset)
+            offset += counts[r]
+        }
+        _ = MPI_Iallgatherv(shim_in_place(), 0, shim_float(), buffer, receiveCounts, displacements, shim_float(), comm,
+                            gatherRequests + slot)
+        gathersPending += 1
+    }
+
+    public func testGather(_ index: Int) -> Bool {
+        guard index < gathersPending else { return true }
+        var done: Int32 = 0
+        _ = MPI_Test(gatherRequests + index, &done, shim_status_ignore())
+        return done != 0
+    }
+
+    public func waitGather(_ index: Int) {
+        guard index < gathersPending else { return }
+        watch.enter(); defer { watch.leave() }
+        _ = MPI_Wait(gatherRequests + index, shim_status_ignore())
+    }
+
+    public func waitAllGathers() {
+        if gathersPending == 0 { return }
+        watch.enter(); defer { watch.leave() }
+        _ = MPI_Waitall(Int32(gathersPending), gatherRequests, shim_statuses_ignore())
+        gathersPending = 0
     }
 
     public func waitAll() {

@@ -155,6 +155,9 @@ public struct TrainConfig: Equatable, Sendable {
         /// ZeRO stage 1: each rank keeps and updates 1/N of the Adam moments (reduce-scatter
         /// of the gradients, allgather of the parameters).
         public var shardOptimizer = false
+        /// ZeRO-1 with `allreduce` "overlap": the parameter allgather runs per bucket while the
+        /// next step's forward waits layer by layer (false: one blocking allgather after Adam).
+        public var overlapAllgather = true
         /// BatchNorm statistics: "sync" sums them over every rank (N ranks compute what one
         /// rank with the whole batch computes); "local" uses each rank's own rows (plain DDP).
         public var batchnorm: BatchNormStatistics = .sync

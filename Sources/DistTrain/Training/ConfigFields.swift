@@ -336,6 +336,15 @@ extension TrainConfig {
                     },
                     write: { .bool($0.runtime.shardOptimizer) },
                     check: { _ in nil }),
+        ConfigField(section: "runtime", key: "overlap_allgather", type: "boolean", allowed: "",
+                    doc: "with `shard_optimizer` and `allreduce` `\"overlap\"`: the parameter allgather after Adam runs as one `MPI_Iallgatherv` per bucket, first layers first, and the next step's forward waits for each just before a layer reads it; false: one blocking allgather after Adam (deterministic mode always blocks)",
+                    keyPath: \TrainConfig.runtime.overlapAllgather,
+                    parse: { value, field, config in
+                        guard case let .bool(b) = value else { throw ConfigError.wrongType(field: field, expected: "true or false", got: value.typeName) }
+                        config.runtime.overlapAllgather = b
+                    },
+                    write: { .bool($0.runtime.overlapAllgather) },
+                    check: { _ in nil }),
         .number("runtime", "stall_timeout_s", \.runtime.stallTimeoutS, min: 0,
                 doc: "stop the job (exit status 76) when a rank has not reached a collective for this many seconds; a warning names it at half the time (0: no stall watchdog)"),
         ConfigField(section: "runtime", key: "deterministic", type: "boolean", allowed: "",

@@ -13,7 +13,9 @@ public struct PhaseTimes: Sendable {
     /// Waiting for the gradient sum after backward (the part communication did not overlap).
     public var allreduce = 0.0
     public var optimizer = 0.0
-    /// ZeRO-1's parameter allgather after the sliced update (0 unsharded).
+    /// ZeRO-1's parameter allgather after the sliced update (0 unsharded); with
+    /// `overlap_allgather`, the part not hidden: starting the ranges' gathers after Adam and
+    /// forward's waits for them (taken out of `forward`).
     public var allgather = 0.0
     /// Test-set evaluation at the epoch end.
     public var eval = 0.0

@@ -75,6 +75,22 @@ struct StepTimer {
         }
     }
 
+    /// Moves `seconds` already counted in `phase` to the allgather phase: ZeRO-1's waits for
+    /// parameter ranges inside forward (the phases still add up to the step).
+    @inline(__always)
+    mutating func moveToAllgather(_ seconds: Double, from phase: StepPhase) {
+        guard seconds > 0 else { return }
+        switch phase {
+        case .data: times.data -= seconds
+        case .forward: times.forward -= seconds
+        case .backward: times.backward -= seconds
+        case .allreduce: times.allreduce -= seconds
+        case .optimizer: times.optimizer -= seconds
+        case .allgather: return
+        }
+        times.allgather += seconds
+    }
+
     @inline(__always)
     mutating func endStep() {
         times.steps += 1

@@ -8,6 +8,9 @@ public enum TracePhase: UInt8, CaseIterable, Sendable {
     case data, forward, backward, allreduceWait, optimizer, allgather, bucket, evaluation, checkpoint
     /// A gradient bucket's reduce-scatter (sharded optimizer), on the buckets' track.
     case bucketReduceScatter
+    /// ZeRO-1 with overlap: one parameter range's allgather, from its start after Adam to its
+    /// observed completion (in the next step), on the gathers' track; and forward's wait for one.
+    case parameterGather, allgatherWait
 
     public var name: String {
         switch self {
@@ -21,11 +24,17 @@ public enum TracePhase: UInt8, CaseIterable, Sendable {
         case .evaluation: return "evaluation"
         case .checkpoint: return "checkpoint write"
         case .bucketReduceScatter: return "bucket reduce-scatter"
+        case .parameterGather: return "parameter range allgather"
+        case .allgatherWait: return "allgather wait"
         }
     }
 
     /// Whether the event is one gradient bucket's reduction (the "gradient buckets" track).
     public var isBucket: Bool { self == .bucket || self == .bucketReduceScatter }
+
+    /// The track (trace thread) of the event: 0 the step's phases (forward's allgather waits
+    /// nest inside its forward), 1 the gradient buckets, 2 the parameter ranges' allgathers.
+    public var track: Int { isBucket ? 1 : self == .parameterGather ? 2 : 0 }
 }
 
 /// Records the phases of the steps `steps` (1-based global step numbers) into a buffer
@@ -34,7 +43,8 @@ public enum TracePhase: UInt8, CaseIterable, Sendable {
 ///
 /// Track layout: one process per rank ("rank N"), thread 0 the step's phases in sequence,
 /// thread 1 the gradient buckets' reductions from start to observed completion (they overlap
-/// backward). Times are microseconds since a barrier at the recorder's creation, so ranks on
+/// backward), thread 2 (ZeRO-1 with overlap) the parameter ranges' allgathers from their start
+/// after Adam to observed completion in the next forward. Times are microseconds since a barrier at the recorder's creation, so ranks on
 /// one host share the origin (CLOCK_MONOTONIC); across hosts the origin is the barrier's exit.
 public final class TraceRecorder {
     struct Event {
@@ -159,12 +169,17 @@ public final class TraceRecorder {
             add("{\"ph\":\"M\",\"name\":\"process_sort_index\",\"pid\":\(rank),\"tid\":0,\"args\":{\"sort_index\":\(rank)}}")
             add("{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":\(rank),\"tid\":0,\"args\":{\"name\":\"step phases\"}}")
             add("{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":\(rank),\"tid\":1,\"args\":{\"name\":\"gradient buckets\"}}")
-            for (phase, bucket, step, start, dur) in decode(bytes) {
-                let tid = phase.isBucket ? 1 : 0
-                let name = phase.isBucket ? "bucket \(bucket) \(phase == .bucket ? "allreduce" : "reduce-scatter")" : phase.name
+            let events = decode(bytes)
+            if events.contains(where: { $0.0 == .parameterGather }) {
+                add("{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":\(rank),\"tid\":2,\"args\":{\"name\":\"parameter allgathers\"}}")
+            }
+            for (phase, bucket, step, start, dur) in events {
+                let tid = phase.track
+                let name = phase.isBucket ? "bucket \(bucket) \(phase == .bucket ? "allreduce" : "reduce-scatter")"
+                         : phase == .parameterGather ? "range \(bucket) allgather" : phase.name
                 var args = "\"step\":\(step)"
-                if bucket >= 0 { args += ",\"bucket\":\(bucket)" }
-                add("{\"ph\":\"X\",\"name\":\"\(name)\",\"cat\":\"\(phase.isBucket ? "comm" : "step")\",\"pid\":\(rank),\"tid\":\(tid),\"ts\":\(JSON.format((start * 1000).rounded() / 1000)),\"dur\":\(JSON.format((max(dur, 0) * 1000).rounded() / 1000)),\"args\":{\(args)}}")
+                if bucket >= 0 { args += ",\"\(phase == .parameterGather ? "range" : "bucket")\":\(bucket)" }
+                add("{\"ph\":\"X\",\"name\":\"\(name)\",\"cat\":\"\(tid != 0 ? "comm" : "step")\",\"pid\":\(rank),\"tid\":\(tid),\"ts\":\(JSON.format((start * 1000).rounded() / 1000)),\"dur\":\(JSON.format((max(dur, 0) * 1000).rounded() / 1000)),\"args\":{\(args)}}")
             }
         }
         s += "\n]}\n"

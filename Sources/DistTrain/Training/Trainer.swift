@@ -67,6 +67,10 @@ public final class Trainer {
     let klWeight: Float
     let seed: UInt64
     let reducer: GradientReducer
+    /// ZeRO-1 with overlap: the parameter allgather that the next forward waits for layer by
+    /// layer (nil: unsharded, `allreduce` single, `overlap_allgather` false, deterministic
+    /// mode, or one rank). See `completeParameterGathers()`.
+    public let gather: ParameterGather?
     var timer: StepTimer
     /// Global gradient norms of the epoch in progress (before clipping).
     var gradNorms = GradNormStats()
@@ -110,13 +114,20 @@ public final class Trainer {
         normScratch = .allocate(capacity: 1)
         workspace = setup.workspace
         reducer = setup.reducer
+        if let counts = setup.shardCounts, config.runtime.allreduce == .overlap, config.runtime.overlapAllgather,
+           setup.pieces == nil, comm.size > 1 {
+            gather = ParameterGather(comm: comm, params: setup.params.base, shardCounts: counts,
+                                     ranges: setup.reducer.buckets.reversed(), book: setup.reducer)
+        } else {
+            gather = nil
+        }
         state = setup.trainerState
         modelState = setup.state
         batchStatistics = setup.batchStatistics
         codebookStatistics = setup.codebookStatistics
         run = setup.run
         if let range = options.traceSteps ?? (options.tracePath == nil ? nil : 1...Int(Int32.max)) {
-            let perStep = 3 * config.training.accumulate + 2 * setup.reducer.buckets.count + 6
+            let perStep = 3 * config.training.accumulate + 4 * setup.reducer.buckets.count + 6
             let totalSteps = config.training.maxSteps > 0 ? config.training.maxSteps : config.training.epochs * setup.sampler.steps
             let traced = min(range.upperBound, totalSteps) - range.lowerBound + 1
             trace = TraceRecorder(steps: range, eventsPerStep: perStep, tracedSteps: max(traced, 0),
@@ -125,6 +136,7 @@ public final class Trainer {
             trace = nil
         }
         setup.reducer.trace = trace
+        gather?.trace = trace
         runLock = setup.lock
         timer = StepTimer(reducer: setup.reducer, trace: trace)
 
@@ -223,6 +235,7 @@ public final class Trainer {
             if !completed { break }
             if stopAgreed && state.epoch < config.training.epochs && stepsLeft() { throw stopped(checkpoint: saved) }
         }
+        completeParameterGathers()
         if let trace, let path = options.tracePath {
             try trace.write(to: path, comm: comm)
             if comm.isWriter { log.info("trace of steps \(trace.steps.lowerBound)-\(min(trace.steps.upperBound, state.globalStep)): \(path)") }
@@ -271,13 +284,19 @@ public final class Trainer {
         var first = state.stepInEpoch * localBatch
         timer.beginStep()
         trace?.beginStep(state.globalStep + 1)
+        _ = gather?.takeWaitSeconds()  // waits outside steps (epoch ends) are not this step's
         workspace.temperature = Temperature.at(step: state.globalStep, config: config)  // [gumbel]
         for m in 0..<micro {
             let rows = localBatch / micro + (m < localBatch % micro ? 1 : 0)
             fillBatch(order: order, from: first, rows: rows)
             timer.lap(.data)
             local += model.forwardForTraining(params.base, workspace, rows: rows, scale: scale, state: modelState.base,
-                                              reducer: batchStatistics, codebookReducer: codebookStatistics)
+                                              reducer: batchStatistics, codebookReducer: codebookStatistics) { offset in
+                gather?.need(offset)
+            }
+            // Backward and a code restart read every parameter: the gathers forward did not reach.
+            completeParameterGathers()
+            if let gather { timer.moveToAllgather(gather.takeWaitSeconds(), from: .forward) }
             if restartsCodes { restartDeadCodes(microBatch: m, rows: rows) }
             poisonIfAsked(microBatch: m)
             timer.lap(.forward)
@@ -346,7 +365,11 @@ public final class Trainer {
         adam.lr = Float(currentLR)
         adam.update(params.base + shard.lowerBound, grads.base + shard.lowerBound, count: shard.count)
         timer.lap(.optimizer)
-        if let counts = shardCounts {
+        if let gather {
+            // Completes in the next step's forward (or at `completeParameterGathers()`).
+            gather.start()
+            timer.lap(.allgather)
+        } else if let counts = shardCounts {
             // MPI's allocations inside the collective are booked with the reducer's, apart from the step loop's own.
             reducer.inCommunicator { comm.allgather(params.base, counts: counts) }
             timer.lap(.allgather)
@@ -452,10 +475,22 @@ public final class Trainer {
         return "gradient"
     }
 
+    /// ZeRO-1 with overlap: waits for every parameter range still being gathered (nothing to
+    /// do otherwise, or when forward already waited for all of them). Every read of the
+    /// parameters outside a step's forward comes after it: backward, evaluation, the epoch's
+    /// outputs (grids), checkpoints (epoch end, every N steps, a stop signal's), the drift
+    /// check and the end of training. Collective (every rank reaches it at the same point), so
+    /// no rank leaves requests outstanding on any exit path.
+    @inline(__always)
+    public func completeParameterGathers() {
+        gather?.completeAll()
+    }
+
     /// Debug drift check: every `checksum_every` steps all ranks compare parameter checksums.
     func checkDrift() throws {
         let every = config.runtime.checksumEvery
         guard every > 0, state.globalStep % every == 0 else { return }
+        completeParameterGathers()
         let mine = Numerics.checksum(params.base, count: params.count)
         let all = comm.allgather(Array(String(mine, radix: 16).utf8)).map { String(decoding: $0, as: UTF8.self) }
         if let bad = all.firstIndex(where: { $0 != all[0] }) {
@@ -469,6 +504,7 @@ public final class Trainer {
     /// so the test loss does not move with the Gumbel temperature and `best` means best; the
     /// normalized mutual information of the most likely category with the label comes along.
     public func evaluate() -> BatchLoss {
+        completeParameterGathers()
         let a = model.architecture
         if a.latentKind == .categorical {  // [gumbel]
             // Bounded for large K (see CategoricalBudget); rank 0 reports progress of long ones.
@@ -536,6 +572,7 @@ public final class Trainer {
 
     /// Rank 0 hands the epoch to every output; all ranks learn whether that worked.
     func writeOutputs(_ report: EpochReport, rankStepMs: [Double]) throws {
+        completeParameterGathers()  // the grids read the parameters
         var epoch = FinishedEpoch(report: report, totalEpochs: config.training.epochs, worldSize: comm.size,
                                   globalBatch: plan.globalBatch, klWeight: Double(klWeight), lr: currentLR,
                                   testNMI: lastTestNMI)
@@ -554,6 +591,7 @@ public final class Trainer {
     /// trainer.json, written last, records the size and CRC32C of the other files.
     @discardableResult
     func saveCheckpoint(testLoss: Double?) throws -> String {
+        completeParameterGathers()
         let fullAdam = gatheredAdam()
         try comm.onWriter {
             var s = state

@@ -98,8 +98,20 @@ import Testing
             options.printEpochs = false
             options.tensorboard = false
             let t = try Trainer(config: c, comm: comm, options: options, logger: quiet)
+            let firstStep = t.state.globalStep
             try t.fit()
             if shard { #expect(t.adam.m.count == ShardPlan.counts(parameters: t.params.count, ranks: ranks)[comm.rank]) }
+            // Sharded with overlap on several ranks: the parameters were gathered range by range,
+            // one start per step, and forward waited for them in every step but the first one and
+            // those after an epoch end (evaluation waits for the gathers first). The in-process
+            // gathers move only when waited for, so a read before its wait changes the result.
+            let overlapped = shard && ranks > 1 && c.runtime.allreduce == .overlap && c.runtime.overlapAllgather
+            #expect((t.gather != nil) == overlapped)
+            if let g = t.gather {
+                let steps = t.state.globalStep - firstStep
+                #expect(g.gathersStarted == steps * g.ranges.count && g.waitsInForward >= steps - 1 - c.training.epochs && !g.outstanding,
+                        "\(g.gathersStarted) gathers, \(g.waitsInForward) waits in forward over \(steps) steps")
+            }
             out.set(comm.rank, Array(UnsafeBufferPointer(start: t.params.base, count: t.params.count)))
         }
         for r in 1..<ranks { #expect(out.values[r]! == out.values[0]!, "rank \(r) differs from rank 0") }
@@ -159,6 +171,44 @@ import Testing
         #expect(overlap == single, "\(ranks) ranks \(wire): relative difference \(Self.relative(overlap, single))")
         let plain = try train(ranks: ranks, shard: false, steps: 60, dir: root + "/plain", mutate: Self.mode(.overlap, wire: wire))
         #expect(Self.relative(overlap, plain) < 1e-6, "\(ranks) ranks \(wire): sharded vs unsharded \(Self.relative(overlap, plain))")
+    }
+
+    @Test("overlapped parameter allgather (per range, waited for in forward) gives the blocking allgather's bits, fp32 and bf16",
+          arguments: [2, 3, 4], [WirePrecision.fp32, .bf16])
+    func overlappedGatherMatchesBlocking(ranks: Int, wire: WirePrecision) throws {
+        let root = NSTemporaryDirectory() + "disttrain-zero-gather-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let blocking = try train(ranks: ranks, shard: true, steps: 60, dir: root + "/blocking") { c in
+            Self.mode(.overlap, wire: wire)(&c)
+            c.runtime.overlapAllgather = false
+        }
+        let overlapped = try train(ranks: ranks, shard: true, steps: 60, dir: root + "/overlapped", mutate: Self.mode(.overlap, wire: wire))
+        #expect(overlapped == blocking, "\(ranks) ranks \(wire): relative difference \(Self.relative(overlapped, blocking))")
+    }
+
+    @Test("non-blocking allgather of parameter ranges: each waited range holds every rank's share, zero shares included", arguments: [1, 2, 3, 4])
+    func rangeAllgather(ranks: Int) throws {
+        try LocalCommunicator.run(ranks: ranks) { comm in
+            let total = 23
+            let counts = ShardPlan.counts(parameters: total, ranks: ranks)
+            let sliceStart = counts[..<comm.rank].reduce(0, +)
+            let mine = sliceStart..<(sliceStart + counts[comm.rank])
+            let b = FloatBuffer(count: total)
+            for i in 0..<total { b.base[i] = mine.contains(i) ? -Float(i) : Float(1000 + comm.rank) }
+            let ranges = [0..<1, 1..<9, 9..<10, 10..<total]
+            for r in ranges { comm.startAllgather(b.base + r.lowerBound, counts: Self.shares(of: r, slices: counts)) }
+            comm.waitGather(1)
+            #expect((0..<9).allSatisfy { b.base[$0] == -Float($0) }, "rank \(comm.rank): ranges 0 and 1 after waiting for range 1")
+            #expect(comm.testGather(0) && comm.testGather(1))
+            comm.waitAllGathers()
+            #expect((0..<total).allSatisfy { b.base[$0] == -Float($0) }, "rank \(comm.rank): \((0..<total).map { b.base[$0] })")
+            // The numbering restarts after waitAllGathers.
+            for i in mine { b.base[i] = Float(i) }
+            comm.startAllgather(b.base, counts: counts)
+            comm.waitGather(0)
+            #expect((0..<total).allSatisfy { b.base[$0] == Float($0) })
+            comm.waitAllGathers()
+        }
     }
 
     @Test("a 4-rank sharded checkpoint resumes at 2 ranks sharded and unsharded, and at 3 (uneven slices): the same result either way")

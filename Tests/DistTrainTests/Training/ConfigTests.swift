@@ -150,6 +150,7 @@ struct ConfigTests {
         "wire": "fp32",
         "batchnorm": "sync",
         "shard_optimizer": false,
+        "overlap_allgather": true,
         "stall_timeout_s": 300,
         "deterministic": false
       }

@@ -64,7 +64,7 @@ import Testing
         } else { Issue.record("no gradient norm in metrics") }
     }
 
-    @Test("a sharded optimizer with overlap traces each bucket's reduce-scatter, every traced step, on every rank")
+    @Test("a sharded optimizer with overlap traces each bucket's reduce-scatter and each parameter range's allgather, every traced step, on every rank")
     func shardedTraceHasEveryBucket() throws {
         let ranks = 3
         let root = NSTemporaryDirectory() + "disttrain-trace-zero-\(UUID().uuidString.prefix(8))"
@@ -94,6 +94,8 @@ import Testing
         guard case let .array(events)? = json["traceEvents"] else { Issue.record("no traceEvents array"); return }
         var seen: [Int: [String]] = [:]
         var firstBucketStart: [String: Double] = [:], backwardEnd: [String: Double] = [:]
+        var gathered: [Int: Set<String>] = [:], waits: [String: [(Double, Double)]] = [:], forwards: [String: (Double, Double)] = [:]
+        var gatherTrackNamed = Set<Int>()
         for e in events {
             guard case .string("X")? = e["ph"], case let .number(pid)? = e["pid"], case let .string(name)? = e["name"],
                   case let .number(tid)? = e["tid"], case let .number(step)? = e["args"]?["step"],
@@ -106,6 +108,32 @@ import Testing
                 if name == "bucket 0 reduce-scatter" { firstBucketStart[key] = ts }
             }
             if name == "backward" { backwardEnd[key] = ts + dur }
+            if name.hasPrefix("range ") {
+                #expect(name.hasSuffix(" allgather") && tid == 2, "\(name) on track \(tid)")
+                gathered[Int(pid), default: []].insert("\(Int(step)) \(name)")
+            }
+            if name == "allgather wait" { #expect(tid == 0); waits[key, default: []].append((ts, ts + dur)) }
+            if name == "forward" { forwards[key] = (ts, ts + dur) }
+        }
+        for e in events {
+            if case .string("M")? = e["ph"], case .string("parameter allgathers")? = e["args"]?["name"], case let .number(pid)? = e["pid"] {
+                gatherTrackNamed.insert(Int(pid))
+            }
+        }
+        // ZeRO-1's gathers: every range of the gathers each traced step's forward waited for
+        // (started after the previous step's Adam), on every rank's gathers track; the waits
+        // lie inside forward (the first layer's range at least is waited for every step).
+        let ranges = (0..<buckets).map { "range \($0) allgather" }
+        for rank in 0..<ranks {
+            #expect(gatherTrackNamed.contains(rank), "rank \(rank) has no parameter allgathers track")
+            for step in 2...5 {
+                #expect(ranges.allSatisfy { gathered[rank]?.contains("\(step) \($0)") == true }, "rank \(rank) step \(step): \(gathered[rank] ?? [])")
+                let key = "\(rank) \(step)"
+                #expect(waits[key]?.isEmpty == false, "rank \(rank) step \(step): no allgather wait")
+                if let f = forwards[key] {
+                    for (a, b) in waits[key] ?? [] { #expect(a >= f.0 - 0.01 && b <= f.1 + 0.01, "wait \(a)-\(b) outside forward \(f)") }
+                } else { Issue.record("rank \(rank) step \(step): no forward event") }
+            }
         }
         let expected = (2...5).flatMap { step in (0..<buckets).map { "\(step) bucket \($0) reduce-scatter" } }.sorted()
         for rank in 0..<ranks { #expect(seen[rank]?.sorted() == expected, "rank \(rank): \(seen[rank] ?? [])") }
