@@ -54,6 +54,7 @@ step "Python venv from PyPI (TensorBoard, safetensors)" 900 bash scripts/tools/p
 step "swift test (all suites, one process)" 900 env DISTTRAIN_PYTHON="$venv_python" bash scripts/tools/swift-tests.sh
 step "MPI suite on 2 ranks" 300 mpirun -n 2 "$tests" --testing-library swift-testing --filter MPITests
 step "MPI suite on 3 ranks (uneven shares) and 4 ranks" 400 bash -c "mpirun -n 3 '$tests' --testing-library swift-testing --filter MPITests && mpirun -n 4 '$tests' --testing-library swift-testing --filter MPITests"
+step "ZeRO-1 on 1 real rank: sharded vs unsharded, overlapped vs blocking parameter allgather, resume" 300 mpirun -n 1 "$tests" --testing-library swift-testing --filter 'MPITests/(rangeAllgather|overlappedGather|shardedOptimizerMatches)'
 step "SyncBN, the VQ EMA codebook statistics and dead-code restart across 2 and 4 real ranks" 300 bash -c "mpirun -n 2 '$tests' --testing-library swift-testing --filter SyncBatchNormAcrossRanks && mpirun -n 4 '$tests' --testing-library swift-testing --filter SyncBatchNormAcrossRanks"
 # e2e keeps its 2- and 4-rank runs in $work for the TensorBoard and PyTorch checks after it.
 step "training jobs under mpirun (1, 2, 4 ranks)" 600 env E2E_KEEP="$work/e2e" bash scripts/scenarios/e2e.sh

@@ -266,6 +266,8 @@ struct MPITests {
             c.runtime.shardOptimizer = shard
             let t = try Trainer(config: c, comm: comm, options: options, logger: quiet)
             try t.fit()
+            // Sharded with overlap: the parameter allgather overlaps forward (the default).
+            #expect((t.gather != nil) == (shard && mode == .overlap && comm.size > 1))
             return t
         }
         let plain = try run(false), sharded = try run(true)
@@ -285,6 +287,59 @@ struct MPITests {
         if comm.isWriter { print("ZeRO-1 at \(comm.size) ranks, \(wire), \(mode): relative difference \(rel) after 100 steps") }
         let sums = comm.allgather(Array(String(Numerics.checksum(sharded.params.base, count: sharded.params.count)).utf8))
         #expect(Set(sums).count == 1, "sharded parameters differ across ranks")
+    }
+
+    @Test("non-blocking allgather of parameter ranges: each waited range holds every rank's share, zero shares included")
+    func rangeAllgather() {
+        let total = 100_003
+        let counts = ShardPlan.counts(parameters: total, ranks: comm.size)
+        let sliceStart = counts[..<comm.rank].reduce(0, +)
+        let mine = sliceStart..<(sliceStart + counts[comm.rank])
+        let b = FloatBuffer(count: total)
+        for i in 0..<total { b.base[i] = mine.contains(i) ? Float(i % 1000) : -1 }
+        let ranges = [0..<30, 30..<31, 31..<60_000, 60_000..<total]
+        for r in ranges { comm.startAllgather(b.base + r.lowerBound, counts: ShardedOptimizerTests.shares(of: r, slices: counts)) }
+        comm.progress()
+        comm.waitGather(2)
+        #expect((0..<60_000).allSatisfy { b.base[$0] == Float($0 % 1000) }, "rank \(comm.rank): ranges 0-2 after waiting for range 2")
+        comm.waitAllGathers()
+        #expect((0..<total).allSatisfy { b.base[$0] == Float($0 % 1000) }, "rank \(comm.rank): all ranges")
+        #expect(comm.testGather(0), "numbering restarts after waitAllGathers")
+    }
+
+    /// A sharded run with overlap and several buckets: `overlapGather` chooses the parameter allgather.
+    func shardedRun(_ dir: String, steps: Int, overlapGather: Bool, resume: Bool = false) throws -> Trainer {
+        var options = TrainOptions()
+        options.printEpochs = false
+        options.tensorboard = false
+        options.resume = resume
+        var c = Support.smallConfig(out: dir)
+        c.training.maxSteps = steps
+        c.training.epochs = 2
+        c.runtime.allreduce = .overlap
+        c.runtime.bucketMB = 0.01
+        c.runtime.shardOptimizer = true
+        c.runtime.overlapAllgather = overlapGather
+        c.output.checkpointEverySteps = 20  // step checkpoints while gathers are in flight
+        let t = try Trainer(config: c, comm: comm, options: options, logger: quiet)
+        try t.fit()
+        #expect((t.gather != nil) == (overlapGather && comm.size > 1))
+        if let g = t.gather { #expect(g.ranges.count >= 2 && g.gathersStarted > 0 && g.waitsInForward > 0 && !g.outstanding) }
+        return t
+    }
+
+    @Test("ZeRO-1: the overlapped parameter allgather (per range, waited for in forward) gives the blocking allgather's bits; a run cut mid-epoch and resumed ends on the same bits")
+    func overlappedGather() throws {
+        let dir = Support.sharedTempDir("zero-gather")
+        defer { if comm.isWriter { try? FileManager.default.removeItem(atPath: dir) } }
+        let blocking = try shardedRun(dir + "/blocking", steps: 100, overlapGather: false)
+        let overlapped = try shardedRun(dir + "/overlapped", steps: 100, overlapGather: true)
+        let n = blocking.params.count
+        #expect(memcmp(blocking.params.base, overlapped.params.base, n * 4) == 0, "world \(comm.size): overlapped gather changed the result")
+        _ = try shardedRun(dir + "/cut", steps: 50, overlapGather: true)
+        let resumed = try shardedRun(dir + "/cut", steps: 100, overlapGather: true, resume: true)
+        #expect(memcmp(resumed.params.base, overlapped.params.base, n * 4) == 0, "world \(comm.size): resumed run differs")
+        if comm.isWriter { print("ZeRO-1 overlapped allgather at \(comm.size) ranks: bitwise equal to blocking, and resumed at step 50 to 100") }
     }
 
     @Test("a failure on one rank stops every rank, with the failing rank's error")
