@@ -108,6 +108,14 @@ public final class ParameterGather {
         }
     }
 
+    /// Lets outstanding gathers progress (MPI moves a non-blocking collective only inside MPI
+    /// calls): batch filling calls it between rows, so the first ranges move before forward.
+    @inline(__always)
+    public func poke() {
+        guard nextWait < started else { return }
+        book.inCommunicator { comm.progress() }
+    }
+
     /// Waits for whatever is still outstanding (a no-op when nothing is).
     @inline(__always)
     public func completeAll() {

@@ -416,7 +416,11 @@ public final class Trainer {
         // Bernoulli pixels (data.binarize) are keyed by (seed, epoch, global sample id, pixel).
         let pixelKey = BernoulliPixels.trainKey(config.data.binarize, seed: seed, epoch: state.epoch)
         order.withUnsafeBufferPointer { o in
-            for r in 0..<rows { train.fill(workspace, row: r, local: Int(o[first + r]), architecture: a, binarize: pixelKey) }
+            for r in 0..<rows {
+                // ZeRO-1 with overlap: the parameter gathers move while the batch is filled.
+                if r & 31 == 0 { gather?.poke() }
+                train.fill(workspace, row: r, local: Int(o[first + r]), architecture: a, binarize: pixelKey)
+            }
         }
         let key = GaussianNoise.key(seed: seed, stream: NoiseStream.train, counter: UInt64(state.globalStep))
         GaussianNoise.fill(workspace.eps.base, rows: rows, dim: a.latent, ids: workspace.ids, key: key)
