@@ -182,8 +182,8 @@ for config in "${configs[@]}"; do
 done
 
 # The sharded optimizer (ZeRO-1) with overlap (a reduce-scatter per bucket started during backward,
-# several buckets) allocates nothing in disttrain's own code either, fp32 and bf16 wire, when all
-# configs are checked.
+# several buckets, and a parameter allgather per bucket waited for in the next forward) allocates
+# nothing in disttrain's own code either, fp32 and bf16 wire, when all configs are checked.
 if (( $# == 0 )); then
   for wire in fp32 bf16; do
     run="$tmp/zero-$wire"
