@@ -14,7 +14,9 @@
 #     ends bitwise identical;
 #  5. one job per run directory: a second job refuses naming the first (host, pid); after the
 #     first is killed the lock is taken over;
-#  6. eval of a 10-byte model.safetensors: one complete error line.
+#  6. eval of a 10-byte model.safetensors: one complete error line;
+#  7. (group "zero") ZeRO-1 with the overlapped parameter allgather: SIGTERM to rank 1 and a
+#     stall of rank 1 at 2 ranks, each resumed bitwise to a sharded uninterrupted run.
 # Every job runs under `timeout`. Prints "cluster-faults: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,7 +29,7 @@ mpi=(mpirun --oversubscribe --quiet --bind-to none)
 passed=0 failed=0
 ok() { echo "cluster-faults: ok: $*"; passed=$((passed + 1)); }
 bad() { echo "cluster-faults: FAILED: $*" >&2; failed=$((failed + 1)); }
-only=${CLUSTER_FAULTS_ONLY:-all}   # run one group: stall, signal, restart, integrity, lock, eval
+only=${CLUSTER_FAULTS_ONLY:-all}   # run one group: stall, signal, zero, restart, integrity, lock, eval
 want() { [[ "$only" == all || "$only" == *"$1"* ]]; }
 
 cat > "$tmp/small.json" <<JSON
@@ -64,9 +66,12 @@ same_as() {  # NAME RUN REFERENCE
   if [[ -n "${a// /}" && "$a" == "$b" ]]; then ok "$1: --resume ends bitwise identical to the uninterrupted run"
   else bad "$1: final parameters differ from the uninterrupted run ($a vs $b)"; fi
 }
+# The ZeRO-1 group (below) reruns some checks sharded: `zero` holds its flags, `tag` names its
+# runs and its references ($tmp/ref2$tag); both empty otherwise.
+zero=() tag=""
 resume() {  # RANKS RUN [extra flags]
   local n=$1 run=$2; shift 2
-  timeout 300 "${mpi[@]}" -n "$n" "$bin" "${common[@]}" --out "$run" --resume --quiet "$@" 2> "$run.resume.err"
+  timeout 300 "${mpi[@]}" -n "$n" "$bin" "${common[@]}" "${zero[@]}" --out "$run" --resume --quiet "$@" 2> "$run.resume.err"
 }
 
 # --- uninterrupted references -----------------------------------------------------------------
@@ -77,8 +82,8 @@ fi
 
 # --- 1. stall watchdog ------------------------------------------------------------------------
 stall() {  # NAME RANKS VICTIM
-  local name=$1 n=$2 victim=$3 run="$tmp/stall-$1"
-  "${mpi[@]}" -n "$n" "$bin" "${common[@]}" --out "$run" --quiet --stall-timeout 4 2> "$run.err" &
+  local name=$1 n=$2 victim=$3 run="$tmp/stall-$1$tag"
+  "${mpi[@]}" -n "$n" "$bin" "${common[@]}" "${zero[@]}" --out "$run" --quiet --stall-timeout 4 2> "$run.err" &
   local job=$!
   wait_latest "$run" || { bad "$name: no checkpoint appeared"; kill -9 "$job"; return; }
   local pid; pid=$(rank_pid "$job" "$victim") || { bad "$name: rank $victim not found"; kill -9 "$job"; return; }
@@ -98,7 +103,7 @@ stall() {  # NAME RANKS VICTIM
   elif (( took > 30000 )); then bad "$name: took $took ms"
   else ok "$name: exit 76 after $took ms: $(grep '^disttrain: error' "$run.err")"
   fi
-  if resume "$n" "$run"; then same_as "$name" "$run" "$tmp/ref$n"; else bad "$name: --resume failed: $(cat "$run.resume.err")"; fi
+  if resume "$n" "$run"; then same_as "$name" "$run" "$tmp/ref$n$tag"; else bad "$name: --resume failed: $(cat "$run.resume.err")"; fi
 }
 if want stall; then
   stall "stall of rank 1 at 2 ranks" 2 1
@@ -118,11 +123,11 @@ stopped() {
   elif (( took > 20000 )); then bad "$name: took $took ms to stop"
   else ok "$name: exit 75 after $took ms: $line"
   fi
-  if resume 2 "$run"; then same_as "$name" "$run" "$tmp/ref2"; else bad "$name: --resume failed: $(cat "$run.resume.err")"; fi
+  if resume 2 "$run"; then same_as "$name" "$run" "$tmp/ref2$tag"; else bad "$name: --resume failed: $(cat "$run.resume.err")"; fi
 }
 signal_one_rank() {  # SIG RANK
-  local sig=$1 victim=$2 run="$tmp/sig-$1-rank$2"
-  "${mpi[@]}" -n 2 "$bin" "${common[@]}" --out "$run" --quiet 2> "$run.err" &
+  local sig=$1 victim=$2 run="$tmp/sig-$1-rank$2$tag"
+  "${mpi[@]}" -n 2 "$bin" "${common[@]}" "${zero[@]}" --out "$run" --quiet 2> "$run.err" &
   local job=$!
   wait_latest "$run" || { bad "SIG$sig: no checkpoint appeared"; kill -9 "$job"; return; }
   sleep 0.3
@@ -131,7 +136,7 @@ signal_one_rank() {  # SIG RANK
   kill -"$sig" "$pid"
   timeout 60 bash -c "while kill -0 $job 2>/dev/null; do sleep 0.05; done"
   wait "$job"; local status=$?
-  stopped "SIG$sig to rank $victim only" "$run" "$status" "$t0"
+  stopped "${tag:+ZeRO-1, overlapped allgather: }SIG$sig to rank $victim only" "$run" "$status" "$t0"
 }
 # A stop signal during start-up (MPI init, data loading): the handlers are in before MPI starts,
 # so the rank stops gracefully at the first step instead of dying the default way.
@@ -200,6 +205,19 @@ if want signal; then
 fi
 
 # --- 3. automatic restart ---------------------------------------------------------------------
+# --- ZeRO-1 with the overlapped parameter allgather: a stop signal and a stall -----------------
+# Sharded, the next forward's parameter gathers are in flight at every step end: the step
+# checkpoints (every 50 steps) and the stop's checkpoint must wait for them, and a rank stalled
+# while the others wait in a gather is named like any other stall. Each resumes bitwise to a
+# sharded uninterrupted run.
+if want zero; then
+  zero=(--shard-optimizer) tag="-zero"
+  timeout 300 "${mpi[@]}" -n 2 "$bin" "${common[@]}" "${zero[@]}" --out "$tmp/ref2$tag" --quiet || bad "reference run (2 ranks, sharded) failed"
+  signal_one_rank TERM 1
+  stall "ZeRO-1, overlapped allgather: stall of rank 1 at 2 ranks" 2 1
+  zero=() tag=""
+fi
+
 if want restart; then
   run="$tmp/restart"
   "$launcher" -n 2 --oversubscribe --threads-per-rank 1 --max-restarts 2 -- "${common[@]}" --out "$run" --quiet 2> "$run.err" &
