@@ -25,8 +25,8 @@ public protocol Communicator: AnyObject {
     /// two bfloat16 buffers without widening them to float32 on the wire (which would double
     /// the bytes and defeat the point). Rounding to and from bfloat16 stays in the reducer.
     func startAllreduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int)
-    /// Lets started reductions make progress (MPI progresses non-blocking collectives only
-    /// inside MPI calls); returns at once.
+    /// Lets started reductions and gathers make progress (MPI progresses non-blocking
+    /// collectives only inside MPI calls); returns at once.
     func progress()
     /// Waits for every started reduction.
     func waitAll()

@@ -16,7 +16,8 @@ import Glibc
 ///
 /// Sums add the ranks' contributions in rank order, so results are deterministic (they need
 /// not match MPI's order bit for bit). Non-blocking sums complete when started: `progress()`
-/// and `waitAll()` have nothing left to do. Every collective is a rendezvous of all ranks, so
+/// and `waitAll()` have nothing left to do. Non-blocking gathers (`startAllgather`) are the
+/// opposite: they move only when waited for, so tests see any read that skipped its wait. Every collective is a rendezvous of all ranks, so
 /// as with MPI all ranks must make the same calls in the same order.
 public final class LocalCommunicator: Communicator {
     public let rank: Int
