@@ -124,6 +124,19 @@ extension ConfigField {
             })
     }
 
+    /// true or false.
+    static func boolean(_ section: String, _ key: String, _ path: WritableKeyPath<TrainConfig, Bool> & Sendable,
+                        doc: String) -> ConfigField {
+        ConfigField(
+            section: section, key: key, type: "boolean", allowed: "", doc: doc, keyPath: path,
+            parse: { value, field, config in
+                guard case let .bool(b) = value else { throw ConfigError.wrongType(field: field, expected: "true or false", got: value.typeName) }
+                config[keyPath: path] = b
+            },
+            write: { .bool($0[keyPath: path]) },
+            check: { _ in nil })
+    }
+
     /// A string, optionally required to be non-empty.
     static func string(_ section: String, _ key: String, _ path: WritableKeyPath<TrainConfig, String> & Sendable,
                        nonEmpty: Bool = false, doc: String) -> ConfigField {
@@ -308,15 +321,8 @@ extension TrainConfig {
                  doc: "threads per rank (0: CPUs this rank may use / ranks on this host); who runs them: `runtime.threading`"),
         .choice("runtime", "threading", \.runtime.threading,
                 doc: "who runs a rank's `blas_threads` threads: `\"pool\"`, disttrain's pool runs every phase (each matrix product cut into blocks of single-threaded OpenBLAS calls, the elementwise passes and Adam), the same bits for any thread count; `\"openblas\"`, OpenBLAS's own threads run the products and the rest runs on one thread (bits depend on the thread count; OpenBLAS 0.3.21's threaded sgemm can deadlock, see \"Threads\")"),
-        ConfigField(section: "runtime", key: "sparse_inputs", type: "boolean", allowed: "",
-                    doc: "a Linear layer whose input batch is at most 30% nonzeros (MNIST pixels, ReLU outputs after the first layer) multiplies only the nonzeros in its forward and weight gradient (about twice as fast there; other bits than the dense sgemm); `false`: always the dense sgemm",
-                    keyPath: \TrainConfig.runtime.sparseInputs,
-                    parse: { value, field, config in
-                        guard case let .bool(b) = value else { throw ConfigError.wrongType(field: field, expected: "true or false", got: value.typeName) }
-                        config.runtime.sparseInputs = b
-                    },
-                    write: { .bool($0.runtime.sparseInputs) },
-                    check: { _ in nil }),
+        .boolean("runtime", "sparse_inputs", \.runtime.sparseInputs,
+                 doc: "a Linear layer whose input batch is at most 30% nonzeros (MNIST pixels, ReLU outputs after the first layer) multiplies only the nonzeros in its forward and weight gradient (about twice as fast there; other bits than the dense sgemm); `false`: always the dense sgemm"),
         .integer("runtime", "checksum_every", \.runtime.checksumEvery, min: 0,
                  doc: "debug: compare a parameter checksum across ranks every N steps, stop on drift"),
         .choice("runtime", "allreduce", \.runtime.allreduce,
@@ -327,35 +333,14 @@ extension TrainConfig {
                 doc: "`\"bf16\"` sends gradients as bfloat16 (half the bytes), every addition in float32"),
         .choice("runtime", "batchnorm", \.runtime.batchnorm,
                 doc: "`\"sync\"`: BatchNorm statistics summed over all ranks (SyncBN, the same as one rank with the whole batch); `\"local\"`: each rank's own rows (plain DDP)"),
-        ConfigField(section: "runtime", key: "shard_optimizer", type: "boolean", allowed: "",
-                    doc: "ZeRO stage 1: gradients reduce-scattered (with `allreduce` `\"overlap\"` one `MPI_Ireduce_scatter` per bucket during backward), each rank runs Adam on its 1/N slice of the parameters and moments, parameters allgathered; checkpoints keep the full format",
-                    keyPath: \TrainConfig.runtime.shardOptimizer,
-                    parse: { value, field, config in
-                        guard case let .bool(b) = value else { throw ConfigError.wrongType(field: field, expected: "true or false", got: value.typeName) }
-                        config.runtime.shardOptimizer = b
-                    },
-                    write: { .bool($0.runtime.shardOptimizer) },
-                    check: { _ in nil }),
-        ConfigField(section: "runtime", key: "overlap_allgather", type: "boolean", allowed: "",
-                    doc: "with `shard_optimizer` and `allreduce` `\"overlap\"`: the parameter allgather after Adam runs as one `MPI_Iallgatherv` per bucket, first layers first, and the next step's forward waits for each just before a layer reads it; false: one blocking allgather after Adam (deterministic mode always blocks)",
-                    keyPath: \TrainConfig.runtime.overlapAllgather,
-                    parse: { value, field, config in
-                        guard case let .bool(b) = value else { throw ConfigError.wrongType(field: field, expected: "true or false", got: value.typeName) }
-                        config.runtime.overlapAllgather = b
-                    },
-                    write: { .bool($0.runtime.overlapAllgather) },
-                    check: { _ in nil }),
+        .boolean("runtime", "shard_optimizer", \.runtime.shardOptimizer,
+                 doc: "ZeRO stage 1: gradients reduce-scattered (with `allreduce` `\"overlap\"` one `MPI_Ireduce_scatter` per bucket during backward), each rank runs Adam on its 1/N slice of the parameters and moments, parameters allgathered; checkpoints keep the full format"),
+        .boolean("runtime", "overlap_allgather", \.runtime.overlapAllgather,
+                 doc: "with `shard_optimizer` and `allreduce` `\"overlap\"`: the parameter allgather after Adam runs as one `MPI_Iallgatherv` per bucket, first layers first, and the next step's forward waits for each just before a layer reads it; false: one blocking allgather after Adam (deterministic mode always blocks)"),
         .number("runtime", "stall_timeout_s", \.runtime.stallTimeoutS, min: 0,
                 doc: "stop the job (exit status 76) when a rank has not reached a collective for this many seconds; a warning names it at half the time (0: no stall watchdog)"),
-        ConfigField(section: "runtime", key: "deterministic", type: "boolean", allowed: "",
-                    doc: "the same model bits at 1, 2, 3, 4, 6, 8, 12 or 24 ranks, any BLAS thread count and across kill/resume (24 virtual shards, one gradient per shard's share of the batch, exact fixed-point sums; with `threading: \"openblas\"` one thread per rank); global batch at least 24 x classes; see \"Deterministic mode\"",
-                    keyPath: \TrainConfig.runtime.deterministic,
-                    parse: { value, field, config in
-                        guard case let .bool(b) = value else { throw ConfigError.wrongType(field: field, expected: "true or false", got: value.typeName) }
-                        config.runtime.deterministic = b
-                    },
-                    write: { .bool($0.runtime.deterministic) },
-                    check: { _ in nil }),
+        .boolean("runtime", "deterministic", \.runtime.deterministic,
+                 doc: "the same model bits at 1, 2, 3, 4, 6, 8, 12 or 24 ranks, any BLAS thread count and across kill/resume (24 virtual shards, one gradient per shard's share of the batch, exact fixed-point sums; with `threading: \"openblas\"` one thread per rank); global batch at least 24 x classes; see \"Deterministic mode\""),
     ]
 
     /// The section names, in the order of `fields`.
