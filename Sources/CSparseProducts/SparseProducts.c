@@ -257,21 +257,32 @@ static void dense_t_times_sparse_avx2(const int32_t *start, const int32_t *row, 
 
 // ---- dx = dY * W at the input's nonzeros only --------------------------------------------
 
+/// One panel's share of the masked input gradient, one output at a time: rows r0 ..< r1 add
+/// dy[r, o0 ..< o0 + width] . panel[c, :] at each of their nonzeros c.
+static void masked_panel_scalar(const int32_t *start, const int32_t *index, int r0, int r1, const float *dy, int lddy,
+                                int o0, const float *panel, int width, float *dx, int lddx) {
+    for (int r = r0; r < r1; r++) {
+        const float *g = dy + (int64_t)r * lddy + o0;
+        float *d = dx + (int64_t)r * lddx;
+        for (int32_t k = start[r]; k < start[r + 1]; k++) {
+            const float *w = panel + (int64_t)index[k] * width;
+            float a = 0;
+            for (int j = 0; j < width; j++) a += g[j] * w[j];
+            d[index[k]] += a;
+        }
+    }
+}
+
+static void zero_rows(int r0, int r1, int cols, float *dx, int lddx) {
+    for (int r = r0; r < r1; r++) memset(dx + (int64_t)r * lddx, 0, sizeof(float) * (size_t)cols);
+}
+
 static void masked_times_panels_portable(const int32_t *start, const int32_t *index, int r0, int r1, int cols, int out,
                                          const float *dy, int lddy, const float *panels, float *dx, int lddx) {
-    for (int r = r0; r < r1; r++) {
-        float *d = dx + (int64_t)r * lddx;
-        for (int c = 0; c < cols; c++) d[c] = 0;
-        for (int o0 = 0; o0 < out; o0 += 64) {
-            int width = out - o0 < 64 ? out - o0 : 64;
-            const float *panel = panels + (int64_t)o0 * cols, *g = dy + (int64_t)r * lddy + o0;
-            for (int32_t k = start[r]; k < start[r + 1]; k++) {
-                const float *w = panel + (int64_t)index[k] * width;
-                float a = 0;
-                for (int j = 0; j < width; j++) a += g[j] * w[j];
-                d[index[k]] += a;
-            }
-        }
+    zero_rows(r0, r1, cols, dx, lddx);
+    for (int o0 = 0; o0 < out; o0 += 64) {
+        int width = out - o0 < 64 ? out - o0 : 64;
+        masked_panel_scalar(start, index, r0, r1, dy, lddy, o0, panels + (int64_t)o0 * cols, width, dx, lddx);
     }
 }
 
@@ -287,24 +298,12 @@ static inline float horizontal_sum(__m256 v) {
 __attribute__((target("avx2,fma")))
 static void masked_times_panels_avx2(const int32_t *start, const int32_t *index, int r0, int r1, int cols, int out,
                                      const float *dy, int lddy, const float *panels, float *dx, int lddx) {
-    for (int r = r0; r < r1; r++) {
-        float *d = dx + (int64_t)r * lddx;
-        for (int c = 0; c < cols; c++) d[c] = 0;
-    }
+    zero_rows(r0, r1, cols, dx, lddx);
     for (int o0 = 0; o0 < out; o0 += 64) {
         int width = out - o0 < 64 ? out - o0 : 64;
         const float *panel = panels + (int64_t)o0 * cols;
-        if (width < 64) {
-            for (int r = r0; r < r1; r++) {
-                const float *g = dy + (int64_t)r * lddy + o0;
-                float *d = dx + (int64_t)r * lddx;
-                for (int32_t k = start[r]; k < start[r + 1]; k++) {
-                    const float *w = panel + (int64_t)index[k] * width;
-                    float a = 0;
-                    for (int j = 0; j < width; j++) a = __builtin_fmaf(g[j], w[j], a);
-                    d[index[k]] += a;
-                }
-            }
+        if (width < 64) {  // the last, narrower panel
+            masked_panel_scalar(start, index, r0, r1, dy, lddy, o0, panel, width, dx, lddx);
             continue;
         }
         // A panel's 64 outputs of dy stay in eight registers while the row's nonzeros go by;
