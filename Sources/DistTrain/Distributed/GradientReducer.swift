@@ -87,13 +87,7 @@ public final class GradientReducer {
         let overlapSharded = shardCounts != nil && mode == .overlap
         if let counts = shardCounts, overlapSharded {
             for bucket in cuts {
-                var share: [Int] = [], sliceStart = 0
-                for n in counts {
-                    let lo = max(bucket.lowerBound, sliceStart), hi = min(bucket.upperBound, sliceStart + n)
-                    share.append(max(0, hi - lo))
-                    sliceStart += n
-                }
-                shares.append(share)
+                shares.append(ShardPlan.shares(of: bucket, counts: counts))
                 offsets.append(min(max(bucket.lowerBound, shard.lowerBound) - shard.lowerBound, shard.count))
             }
         }
@@ -262,5 +256,16 @@ public final class GradientReducer {
 public enum ShardPlan {
     public static func counts(parameters: Int, ranks: Int) -> [Int] {
         (0..<ranks).map { parameters / ranks + ($0 < parameters % ranks ? 1 : 0) }
+    }
+
+    /// Every rank's share of `range`: its intersection with each rank's slice (slices of
+    /// `counts` elements, laid end to end from 0), zero for slices it misses. The counts of a
+    /// reduce-scatter or allgather over that range.
+    public static func shares(of range: Range<Int>, counts: [Int]) -> [Int] {
+        var start = 0
+        return counts.map { n in
+            defer { start += n }
+            return max(0, min(range.upperBound, start + n) - max(range.lowerBound, start))
+        }
     }
 }

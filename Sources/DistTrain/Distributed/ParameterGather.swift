@@ -48,13 +48,7 @@ public final class ParameterGather {
         self.params = params
         self.ranges = ranges
         self.book = book
-        shares = ranges.map { range in
-            var start = 0
-            return shardCounts.map { n in
-                defer { start += n }
-                return max(0, min(range.upperBound, start + n) - max(range.lowerBound, start))
-            }
-        }
+        shares = ranges.map { ShardPlan.shares(of: $0, counts: shardCounts) }
         startedAt = .allocate(capacity: max(ranges.count, 1))
         startedAt.initialize(repeating: 0, count: max(ranges.count, 1))
         observed = .allocate(capacity: max(ranges.count, 1))

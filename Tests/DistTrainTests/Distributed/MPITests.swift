@@ -232,7 +232,7 @@ struct MPITests {
         for i in 0..<total { b.base[i] = Float(i % 1000) + Float(comm.rank) * 1000; h[i] = BFloat16.round(Float(i % 5 + comm.rank)) }
         // Several buckets in flight at once, started from the top as backward does.
         let buckets = [60_000..<total, 31..<60_000, 30..<31, 0..<30]
-        let shares = buckets.map { ShardedOptimizerTests.shares(of: $0, slices: counts) }
+        let shares = buckets.map { ShardPlan.shares(of: $0, counts: counts) }
         let received = FloatBuffer(count: max(counts[comm.rank], 1))
         let receivedHalf = UnsafeMutablePointer<UInt16>.allocate(capacity: max(counts[comm.rank], 1))
         defer { receivedHalf.deallocate() }
@@ -298,7 +298,7 @@ struct MPITests {
         let b = FloatBuffer(count: total)
         for i in 0..<total { b.base[i] = mine.contains(i) ? Float(i % 1000) : -1 }
         let ranges = [0..<30, 30..<31, 31..<60_000, 60_000..<total]
-        for r in ranges { comm.startAllgather(b.base + r.lowerBound, counts: ShardedOptimizerTests.shares(of: r, slices: counts)) }
+        for r in ranges { comm.startAllgather(b.base + r.lowerBound, counts: ShardPlan.shares(of: r, counts: counts)) }
         comm.progress()
         comm.waitGather(2)
         #expect((0..<60_000).allSatisfy { b.base[$0] == Float($0 % 1000) }, "rank \(comm.rank): ranges 0-2 after waiting for range 2")

@@ -43,13 +43,15 @@ import Testing
         }
     }
 
-    /// Every rank's share of a bucket: the intersection of `bucket` with each rank's slice.
-    static func shares(of bucket: Range<Int>, slices counts: [Int]) -> [Int] {
-        var start = 0
-        return counts.map { n in
-            defer { start += n }
-            return max(0, min(bucket.upperBound, start + n) - max(bucket.lowerBound, start))
-        }
+    @Test("a range's shares: its intersection with each rank's slice, zero where it misses one")
+    func rangeShares() {
+        let counts = ShardPlan.counts(parameters: 23, ranks: 4)  // slices 0..<6, 6..<12, 12..<18, 18..<23
+        #expect(counts == [6, 6, 6, 5])
+        #expect(ShardPlan.shares(of: 3..<17, counts: counts) == [3, 6, 5, 0])
+        #expect(ShardPlan.shares(of: 20..<21, counts: counts) == [0, 0, 0, 1])
+        #expect(ShardPlan.shares(of: 6..<12, counts: counts) == [0, 6, 0, 0])
+        #expect(ShardPlan.shares(of: 0..<23, counts: counts) == counts)
+        #expect(ShardPlan.shares(of: 5..<5, counts: counts) == [0, 0, 0, 0])
     }
 
     @Test("non-blocking reduce-scatter of a bucket: each rank receives its slice's part, zero shares included", arguments: [1, 2, 3, 4])
@@ -64,7 +66,7 @@ import Testing
             for i in 0..<total { b.base[i] = Float(i) + Float(comm.rank) * 100; h[i] = BFloat16.round(Float(i % 5 + comm.rank)) }
             // Buckets that start and end inside slices, one element, and the whole buffer.
             for bucket in [3..<17, 20..<21, 0..<total] {
-                let shares = Self.shares(of: bucket, slices: counts)
+                let shares = ShardPlan.shares(of: bucket, counts: counts)
                 #expect(shares.reduce(0, +) == bucket.count)
                 let mineLow = max(bucket.lowerBound, sliceStart)
                 let received = FloatBuffer(count: max(shares[comm.rank], 1))
@@ -197,7 +199,7 @@ import Testing
             let b = FloatBuffer(count: total)
             for i in 0..<total { b.base[i] = mine.contains(i) ? -Float(i) : Float(1000 + comm.rank) }
             let ranges = [0..<1, 1..<9, 9..<10, 10..<total]
-            for r in ranges { comm.startAllgather(b.base + r.lowerBound, counts: Self.shares(of: r, slices: counts)) }
+            for r in ranges { comm.startAllgather(b.base + r.lowerBound, counts: ShardPlan.shares(of: r, counts: counts)) }
             comm.waitGather(1)
             #expect((0..<9).allSatisfy { b.base[$0] == -Float($0) }, "rank \(comm.rank): ranges 0 and 1 after waiting for range 1")
             #expect(comm.testGather(0) && comm.testGather(1))
