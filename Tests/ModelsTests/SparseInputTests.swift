@@ -223,4 +223,35 @@ struct SparseInputTests {
         let e = Self.relativeError(sparse.gradient, dense.gradient)
         #expect(e < 1e-4, "gradient off by \(e)")
     }
+
+    @Test("with sparse inputs turned off, backward never reuses what an earlier sparse forward left in the scratch")
+    func offAfterOn() {
+        let rows = 16, inFeatures = 120, outFeatures = 40
+        let first = Problem(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, density: 0.1, seed: 1)
+        let second = Problem(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, density: 0.1, seed: 2)
+        var layout = ParameterLayout()
+        let layer = Linear(inFeatures: inFeatures, outFeatures: outFeatures, name: "l", layout: &layout)
+        var params = [Float](repeating: 0, count: layout.totalCount)
+        var rng = SplitMix64(seed: 4)
+        layer.initialize(&params, rng: &rng)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: layer.scratchBytes(capacity: rows), alignment: 64)
+        defer { scratch.deallocate() }
+        let ids = [Int32](repeating: 0, count: rows)
+        var y = [Float](repeating: 0, count: rows * outFeatures)
+        var grads = [Float](repeating: 0, count: layout.totalCount)
+        params.withUnsafeBufferPointer { pp in
+            grads.withUnsafeMutableBufferPointer { gp in
+                for (problem, sparse) in [(first, true), (second, false)] {
+                    var dy = problem.dy
+                    let c = LayerContext(params: pp.baseAddress!, grads: gp.baseAddress!, mode: .training, ids: ids, labels: ids,
+                                         capacity: rows, scratch: scratch, sparseInputs: sparse)
+                    layer.forward(problem.x, &y, rows: rows, c)
+                    layer.backward(problem.x, y, &dy, nil, rows: rows, c)
+                }
+            }
+        }
+        var reference = [Float](repeating: 0, count: layout.totalCount)
+        layer.backward(params, grads: &reference, x: second.x, dy: second.dy, dx: nil, rows: rows, accumulate: false)
+        #expect(Self.relativeError(grads, reference) < 1e-5)
+    }
 }

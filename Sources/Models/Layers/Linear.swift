@@ -59,7 +59,9 @@ public final class Linear: Layer {
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, rows: Int, _ c: LayerContext) {
         activation?.backward(dy, outputs: y, count: rows * outFeatures)
-        let sparse = takesSparseInput
+        // Only where forward could have taken the sparse path: with sparse inputs off, the
+        // scratch may still describe an earlier batch of the same row count.
+        let sparse = c.sparseInputs && takesSparseInput
             && SparseInput.weightGradient(dy: dy, dw: c.grads! + weightOffset, rows: rows, inFeatures: inFeatures,
                                           outFeatures: outFeatures, capacity: c.capacity, accumulate: c.accumulate,
                                           scratch: c.scratch)
