@@ -3,8 +3,9 @@ import CSparseProducts
 /// A Linear layer's products when most of its input entries are exactly zero: MNIST pixels
 /// (19% nonzero) and the ReLU outputs after the first hidden layer (~22% in the seed CVAE)
 /// feed the two largest products of the encoder. There the forward y = x W^T and the weight
-/// gradient dW = dy^T x touch only the nonzeros, about twice as fast as a dense sgemm; the
-/// input gradient dx = dy W stays dense (dy is not sparse).
+/// gradient dW = dy^T x touch only the nonzeros, about twice as fast as a dense sgemm. The
+/// input gradient dx = dy W (dy is not sparse) is dense, except below a ReLU, where only its
+/// entries at the input's nonzeros count (`maskedInputGradient`).
 ///
 /// Whether a batch takes this path is decided per forward from its density alone (at most
 /// `maximumDensity` nonzeros), and backward follows what forward chose. Every output is summed
@@ -18,8 +19,9 @@ import CSparseProducts
 public enum SparseInput {
     /// `runtime.sparse_inputs`, set once at setup: the default of new workspaces and contexts.
     public static var enabled = true
-    /// Inputs denser than this go to the dense sgemm: the sparse kernels run at about half the
-    /// dense kernel's multiply-add rate, so they win below ~40% nonzeros.
+    /// Inputs denser than this go to the dense sgemm: the sparse kernels run at roughly a third
+    /// of the multiply-add peak (each nonzero loads a panel row from L2), OpenBLAS's dense kernel
+    /// at ~90%, so they win only well below ~40% nonzeros.
     public static let maximumDensity = 0.3
     /// Rows whose density decides the path (all of them in smaller batches).
     static let densityRows = 32
