@@ -41,7 +41,9 @@ public enum PNGError: Error, CustomStringConvertible, Equatable, Sendable {
 
 /// PNG encoding (the decoder lives in the tests' support code: only tests read PNGs) for 8-bit grayscale and RGB images, deflate by zlib.
 public enum PNG {
-    static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+    /// The 8 bytes every PNG starts with. Public, like `paeth` and `crc`, for the test-only
+    /// decoder (Tests/IOTestSupport), which a plain `swift build` compiles without testing access.
+    public static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
 
     /// Encodes an 8-bit image: `channels` 1 (grayscale) or 3 (RGB), `pixels` row-major with
     /// `width * height * channels` bytes. Each row gets the filter that compresses it best.
@@ -154,7 +156,7 @@ public enum PNG {
         }
     }
 
-    static func paeth(_ a: UInt8, _ b: UInt8, _ c: UInt8) -> UInt8 {
+    public static func paeth(_ a: UInt8, _ b: UInt8, _ c: UInt8) -> UInt8 {
         let p = Int(a) + Int(b) - Int(c)
         let pa = abs(p - Int(a)), pb = abs(p - Int(b)), pc = abs(p - Int(c))
         if pa <= pb && pa <= pc { return a }
@@ -175,7 +177,7 @@ public enum PNG {
         return out
     }
 
-    static func crc<C: Collection>(type: [UInt8], data: C) -> UInt32 where C.Element == UInt8 {
+    public static func crc<C: Collection>(type: [UInt8], data: C) -> UInt32 where C.Element == UInt8 {
         var value = type.withUnsafeBufferPointer { crc32(0, $0.baseAddress, 4) }
         value = data.withContiguousStorageIfAvailable { crc32(value, $0.baseAddress, UInt32($0.count)) }
             ?? Array(data).withUnsafeBufferPointer { crc32(value, $0.baseAddress, UInt32($0.count)) }

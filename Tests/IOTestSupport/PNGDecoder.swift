@@ -1,5 +1,5 @@
 import CZlib
-@testable import DistTrainIO
+import DistTrainIO
 
 
 /// A decoded 8-bit PNG image.
