@@ -46,9 +46,11 @@ protocol HeartbeatChannel: AnyObject {
 /// watchdog thread wakes a few times a second, sends this rank's collective count and step to
 /// every other rank on a duplicated communicator, and collects theirs. A rank that stops sending
 /// (stopped or dead) while the others wait is named even when it had entered the collective.
-/// When this rank has been inside one collective for half of `timeout` seconds, the lowest
-/// rank past the lowest collective count in the job (or rank 0 when all counts are equal) prints a warning naming the ranks that have not (their count is
-/// lower) and the step; at `timeout` it prints one error line and aborts the job
+/// When this rank has been inside one collective for half of `timeout` seconds, one reporter
+/// (the lowest live rank past the live ranks' lowest collective count, or the lowest live rank
+/// when their counts are equal) prints a warning naming the silent ranks, or when none is
+/// silent the ranks that have not reached its collective, and the step; at `timeout` it prints
+/// one error line and aborts the job
 /// (`ExitStatus.stalled`). The other waiting ranks abort a little later should that reporter
 /// itself be gone. A stalled rank's own watchdog is stalled with it (SIGSTOP stops every
 /// thread) or sees nothing wrong (it is not waiting), so it is always another rank that reports,
@@ -175,16 +177,21 @@ final class StallWatchdog: @unchecked Sendable {
         func quiet(_ r: Int) -> Double { Double(now - heardAt[r]) / 1e9 }
         let silent = (0..<size).filter { $0 != rank && quiet($0) >= silence }
         // Behind: not yet in this collective. Gone: in it (or past it) but no longer sending.
-        let behind = (0..<size).filter { $0 != rank && heard[$0].sequence < sequence }
+        // A silent rank (stopped or dead) is the cause whenever there is one: a live rank that is
+        // behind is then most likely waiting for it in an earlier collective, and is not named.
+        let behind = (0..<size).filter { $0 != rank && heard[$0].sequence < sequence && (silent.isEmpty || silent.contains($0)) }
         let gone = silent.filter { heard[$0].sequence >= sequence }
         let suspects = (behind + gone).sorted()
-        // One reporter, the same in every rank's view: the lowest live rank past the job's lowest
-        // collective count (ranks can wait in different collectives: one that finished its part of
-        // collective n may wait in n + 1 while another still waits in n; "the lowest rank that
-        // reached MY collective" would then name two reporters), else the lowest live rank.
+        // One reporter, the same in every rank's view: the lowest live rank past the lowest
+        // collective count among the live ranks, else the lowest live rank. Ranks can wait in
+        // different collectives (one that finished its part of collective n may wait in n + 1
+        // while another still waits in n), so "the lowest rank that reached MY collective" would
+        // name two reporters. Silent ranks do not count: their last heartbeats are stale and can
+        // differ between views (a rank stopped while sending its heartbeats told some ranks of a
+        // newer collective than others), while the live ranks' counts are the same everywhere.
         let counts = (0..<size).map { $0 == rank ? sequence : heard[$0].sequence }
-        let lowest = counts.min() ?? sequence
         let alive = (0..<size).filter { !silent.contains($0) }
+        let lowest = alive.map { counts[$0] }.min() ?? sequence
         let reporter = (alive.first { counts[$0] > lowest } ?? alive.first) == rank
         let at = step > 0 ? "the collective of step \(step)" : "a collective of the job's setup"
         let lastSeen = suspects.map { r in

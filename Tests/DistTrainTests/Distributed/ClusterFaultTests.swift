@@ -121,6 +121,40 @@ struct ClusterFaultTests {
         #expect(error?.hasPrefix("disttrain: error: stalled: rank 0 did not complete the collective of step 6 within 4 s") == true, "\(error ?? "no error")")
     }
 
+    @Test("a rank stopped while sending heartbeats (views of its count differ) is reported once, by one rank, and alone")
+    func stoppedRankWithDifferingLastHeartbeats() {
+        // Rank 2 of 4 was stopped after telling ranks 1 and 3 it had entered collective 9 but before
+        // telling rank 0 (which last heard 8). Rank 1 finished its part of 9 and waits in 10; ranks
+        // 0 and 3 wait in 9. Rank 0 is behind rank 1 only because it waits for rank 2.
+        let views = (0..<4).filter { $0 != 2 }.map { watchdog(rank: $0, size: 4, timeout: 4) }
+        let sequences: [Int64] = [9, 10, 0, 9]
+        let lastOfRank2: [Int64] = [8, 9, 0, 9]
+        for (w, p, c) in views {
+            let r = w.rank
+            c.inbox = (0..<4).filter { $0 != r }.map { ($0, $0 == 2 ? lastOfRank2[r] : sequences[$0], 5) }
+            enter(p, sequence: sequences[r], step: 5, at: 100)
+            #expect(w.check(now: Int64(100 * 1e9)) == .fine)
+            c.inbox.removeAll { $0.0 == 2 }
+        }
+        var errors: [Int: String] = [:]
+        var warnings: [Int: String] = [:]
+        for ms in stride(from: Int64(100_200), through: 104_000, by: 200) {  // checks every 0.2 s
+            for (w, _, _) in views {
+                switch w.check(now: ms * 1_000_000) {
+                case .fine: break
+                case let .warn(line): warnings[w.rank] = line
+                case let .fail(line): errors[w.rank] = line ?? ""
+                }
+            }
+        }
+        #expect(errors.count == 1, "\(errors)")
+        #expect(warnings.count == 1, "\(warnings)")
+        for line in Array(errors.values) + Array(warnings.values) {
+            #expect(line.contains("rank 2 ") && !line.contains("rank 0") && !line.contains("ranks "), "\(line)")
+        }
+        #expect(errors.values.first?.hasPrefix("disttrain: error: stalled: rank 2 did not") == true, "\(errors)")
+    }
+
     @Test("outside a collective, or when every rank has arrived and the wait is short, nothing happens")
     func quietWhenFine() {
         let (w, progress, channel) = watchdog(rank: 0, size: 2, timeout: 10)
