@@ -34,20 +34,28 @@ def compute_split(base):
 
 
 def sharded_seconds(params, width, p, alpha, beta):
-    """ZeRO-1: a ring reduce-scatter of the gradient at the wire width, (p-1) alpha + (p-1)/p n_wire beta,
-    then a ring allgather of the fp32 parameters, (p-1) alpha + (p-1)/p n_fp32 beta (0 for one rank)."""
+    """ZeRO-1's two exchanges (0, 0 for one rank): a ring reduce-scatter of the gradient at the wire
+    width, (p-1) alpha + (p-1)/p n_wire beta, and a ring allgather of the fp32 parameters,
+    (p-1) alpha + (p-1)/p n_fp32 beta."""
     if p == 1:
-        return 0.0
-    return 2 * (p - 1) * alpha + (p - 1) / p * (params * width + params * 4) * beta
+        return 0.0, 0.0
+    return ((p - 1) * alpha + (p - 1) / p * params * width * beta,
+            (p - 1) * alpha + (p - 1) / p * params * 4 * beta)
 
 
-def step_seconds(c, local_batch, comm_s, overlap, adam_share=1.0):
-    """One step: no overlap adds the allreduce after backward; full overlap hides it behind backward.
+def step_seconds(c, local_batch, comm_s, overlap, adam_share=1.0, gather_s=0.0):
+    """One step. comm_s: the gradient exchange (allreduce, or ZeRO-1's reduce-scatter), which
+    disttrain starts bucket by bucket during backward; gather_s: ZeRO-1's parameter allgather,
+    started range by range after Adam and waited for by the next forward layer by layer.
+    No overlap runs both exchanges after the compute they follow; full overlap hides the gradient
+    exchange behind backward and the allgather behind data + forward.
     adam_share: the fraction of the parameters this rank updates (1/p with a sharded optimizer)."""
     fwd = local_batch * c["before_backward_s_per_sample"]
     bwd = local_batch * c["backward_s_per_sample"]
-    exchange = max(bwd, comm_s) if overlap else bwd + comm_s
-    return fwd + exchange + c["optimizer_s_per_step"] * adam_share
+    adam = c["optimizer_s_per_step"] * adam_share
+    if overlap:
+        return max(fwd, gather_s) + max(bwd, comm_s) + adam
+    return fwd + bwd + comm_s + adam + gather_s
 
 
 def predict(c, params, alpha, beta, strong_global, weak_local, ranks):
@@ -58,13 +66,18 @@ def predict(c, params, alpha, beta, strong_global, weak_local, ranks):
     for optimizer, wire, width in (("replicated", "fp32", 4), ("replicated", "bf16", 2), ("zero1", "fp32", 4), ("zero1", "bf16", 2)):
         for p in ranks:
             sharded = optimizer == "zero1"
-            comm_s = sharded_seconds(params, width, p, alpha, beta) if sharded else ring_seconds(params * width, p, alpha, beta)
-            row = {"ranks": p, "wire": wire, "optimizer": optimizer, "gradient_bytes": params * width, "allreduce_ms": comm_s * 1000}
+            if sharded:
+                comm_s, gather_s = sharded_seconds(params, width, p, alpha, beta)
+            else:
+                comm_s, gather_s = ring_seconds(params * width, p, alpha, beta), 0.0
+            row = {"ranks": p, "wire": wire, "optimizer": optimizer, "gradient_bytes": params * width,
+                   "allreduce_ms": (comm_s + gather_s) * 1000}
+            if sharded:
+                row["reduce_scatter_ms"], row["allgather_ms"] = comm_s * 1000, gather_s * 1000
             for mode, local, t1 in (("strong", strong_global / p, t1_strong), ("weak", weak_local, t1_weak)):
                 entry = {"local_batch": local, "runnable": local >= CLASSES and local == int(local)}
                 for name, overlap in (("no_overlap", False), ("full_overlap", True)):
-                    # disttrain's sharded mode reduce-scatters after backward: no overlap.
-                    t = step_seconds(c, local, comm_s, overlap and not sharded, 1 / p if sharded else 1.0)
+                    t = step_seconds(c, local, comm_s, overlap, 1 / p if sharded else 1.0, gather_s)
                     entry[f"step_ms_{name}"] = t * 1000
                     entry[f"samples_per_s_{name}"] = p * local / t
                     # samples/s at p over p x samples/s at 1 rank (the same global batch, or the same local one)
@@ -88,9 +101,12 @@ def assumptions(args, c, params, fit):
         "at small local batches, where sgemm runs further from its peak",
         f"Adam cost per rank: {c['optimizer_s_per_step'] * 1000:.2f} ms per step when every rank updates all parameters (replicated); "
         "1/p of it with the sharded optimizer (zero1: runtime.shard_optimizer), whose exchange is a reduce-scatter of the gradient "
-        "plus an allgather of the fp32 parameters, (p-1) alpha + (p-1)/p n beta each, started after backward (no overlap)",
-        "two bounds: no overlap (the allreduce runs after backward) and full overlap (it hides behind backward: step = "
-        "data + forward + max(backward, allreduce) + Adam)",
+        "plus an allgather of the fp32 parameters, (p-1) alpha + (p-1)/p n beta each (runtime.overlap_allgather: the reduce-scatters "
+        "start bucket by bucket during backward, the allgathers range by range after Adam, each waited for by the first forward "
+        "layer that reads it)",
+        "two bounds: no overlap (the exchanges run after the compute they follow: step = data + forward + backward + exchange + Adam "
+        "[+ allgather]) and full overlap (each hides behind that compute: step = [max(data + forward, allgather) with zero1] "
+        "+ max(backward, allreduce or reduce-scatter) + Adam)",
         f"strong scaling keeps the global batch at {args.strong_global_batch} (local batch {args.strong_global_batch}/p); "
         f"weak scaling keeps the local batch at {args.weak_local_batch}; efficiency = samples/s at p / (p x samples/s at 1 rank)",
         f"the trainer needs at least {CLASSES} samples per rank (one per label): strong scaling at "
@@ -271,7 +287,7 @@ def chart(runs, curve, oversubscribed_note, quick):
         ('<line x1="0" y1="0" x2="18" y2="0" stroke="#444" stroke-width="1.2" stroke-dasharray="6,4"/>', "ideal: linear from the 1-rank point"),
     ])
     svg += legend(right.x0 + 10, 420, [
-        ('<line x1="0" y1="0" x2="18" y2="0" stroke="#444" stroke-width="2"/>', "predicted, no overlap (fp32 wire)"),
+        ('<line x1="0" y1="0" x2="18" y2="0" stroke="#444" stroke-width="2"/>', "predicted, no overlap (fp32 wire, replicated Adam)"),
         ('<line x1="0" y1="0" x2="18" y2="0" stroke="#444" stroke-width="2" stroke-dasharray="7,4"/>', "predicted, full overlap with backward"),
         (marker("diamond", 8, 0, "#444", True, 4), f"hollow: local batch below {CLASSES}, not runnable"),
         (marker("diamond", 8, 0, "#444", False, 4), "diamonds: predicted; circles, squares: measured"),
@@ -317,7 +333,7 @@ def main():
     alpha, beta = args.net_latency_us * 1e-6, 1 / (args.net_gbps * 1e9)
     rows = predict(c, params, alpha, beta, args.strong_global_batch, args.weak_local_batch, PREDICT_RANKS)
     curve = [r for r in predict(c, params, alpha, beta, args.strong_global_batch, args.weak_local_batch, (1, 2, 4) + PREDICT_RANKS)
-             if r["wire"] == "fp32"]
+             if r["wire"] == "fp32" and r["optimizer"] == "replicated"]  # one series per line of the chart
     notes = assumptions(args, c, params, fit)
     ar_ranks = sorted({r["ranks"] for r in ar})
     iterations = sorted({r["iterations"] for r in ar})
