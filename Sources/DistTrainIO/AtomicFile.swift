@@ -59,6 +59,9 @@ public enum AtomicFile {
         public let path: String
         /// Bytes written so far.
         public private(set) var bytesWritten = 0
+        /// CRC32C of the bytes written so far: a file's checksum comes with writing it, with no
+        /// second pass over the file.
+        public private(set) var crc32c: UInt32 = 0
 
         fileprivate init(fd: Int32, path: String) {
             self.fd = fd
@@ -80,6 +83,7 @@ public enum AtomicFile {
                 done += n
             }
             bytesWritten += done
+            crc32c = CRC32C.checksum(bytes, continuing: crc32c)
         }
 
         /// Appends `bytes`.
@@ -89,7 +93,8 @@ public enum AtomicFile {
     }
 
     /// Atomically replaces `path` with `bytes`.
-    public static func write(_ bytes: [UInt8], to path: String) throws {
+    @discardableResult
+    public static func write(_ bytes: [UInt8], to path: String) throws -> WrittenFile {
         try write(to: path) { sink in try sink.write(bytes) }
     }
 
@@ -102,15 +107,19 @@ public enum AtomicFile {
     /// it points to is replaced (next to that file) and the link stays; a link to anything but
     /// a regular file, or to nothing, is refused, as is a device, FIFO, socket or directory
     /// (`FileError.notRegularFile`), so `/dev/null` or `/proc/self/fd/1` never becomes a file.
-    public static func write(to requested: String, _ body: (inout Sink) throws -> Void) throws {
+    /// Returns the size and CRC32C of what was written.
+    @discardableResult
+    public static func write(to requested: String, _ body: (inout Sink) throws -> Void) throws -> WrittenFile {
         let path = try replaceableTarget(requested)
         let temp = path + ".tmp-\(getpid())-\(String(UInt64.random(in: .min ... .max), radix: 16))"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileError.cannotCreate(path: path, reason: FileError.reason()) }
         var isOpen = true
+        let written: WrittenFile
         do {
             var sink = Sink(fd: fd, path: path)
             try body(&sink)
+            written = WrittenFile(bytes: sink.bytesWritten, crc32c: sink.crc32c)
             guard fsync(fd) == 0 else { throw FileError.syncFailed(path: path, reason: FileError.reason()) }
             isOpen = false
             // close can report delayed write errors (NFS); don't retry on EINTR, the fd is gone.
@@ -122,6 +131,7 @@ public enum AtomicFile {
             throw error
         }
         try syncDirectory(of: path)
+        return written
     }
 
     /// The path a rename may replace for `path`: `path` itself when it is absent or a regular
@@ -232,5 +242,16 @@ public enum AtomicFile {
         }
         bytes.removeLast(bytes.count - filled)
         return bytes
+    }
+}
+
+/// What `AtomicFile.write` put in place: the file's size and the CRC32C of its bytes.
+public struct WrittenFile: Equatable, Sendable {
+    public let bytes: Int
+    public let crc32c: UInt32
+
+    public init(bytes: Int, crc32c: UInt32) {
+        self.bytes = bytes
+        self.crc32c = crc32c
     }
 }

@@ -187,7 +187,8 @@ public enum SafeTensors {
     ///
     /// Tensor data is streamed from each entry's buffer in chunks; nothing is copied whole.
     /// Throws `SafeTensorsError.invalidTensor`/`.badMetadata` for bad input, `FileError` for I/O.
-    public static func write(path: String, tensors: [SafeTensorsEntry], metadata: [(String, String)]) throws {
+    @discardableResult
+    public static func write(path: String, tensors: [SafeTensorsEntry], metadata: [(String, String)]) throws -> WrittenFile {
         var header: [(String, JSON)] = []
         if !metadata.isEmpty {
             var keys = Set<String>()
@@ -220,7 +221,7 @@ public enum SafeTensors {
         // Pad so the data section starts 8-byte aligned (readers may map it as typed arrays).
         headerBytes += repeatElement(UInt8(ascii: " "), count: (8 - (8 + headerBytes.count) % 8) % 8)
 
-        try AtomicFile.write(to: path) { sink in
+        return try AtomicFile.write(to: path) { sink in
             var length = UInt64(headerBytes.count).littleEndian
             try withUnsafeBytes(of: &length) { try sink.write($0) }
             try sink.write(headerBytes)

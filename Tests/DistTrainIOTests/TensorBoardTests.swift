@@ -181,6 +181,33 @@ enum EventFileReader {
         }
     }
 
+    /// The definition, one bit at a time: nothing shared with the tables of the real one.
+    static func bitwiseCRC32C(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in bytes {
+            c ^= UInt32(b)
+            for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
+        }
+        return ~c
+    }
+
+    @Test("eight bytes at a time agrees with the bit-by-bit definition at every length, alignment and tail")
+    func crc32cSlicedMatchesBitwise() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let bytes = (0..<4099).map { _ -> UInt8 in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return UInt8(truncatingIfNeeded: state >> 56)
+        }
+        for start in 0..<9 {
+            for length in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4090] {
+                let slice = bytes[start..<start + length]
+                #expect(CRC32C.checksum(slice) == Self.bitwiseCRC32C(slice), "start \(start) length \(length)")
+                let raw = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start..<start + length])) }
+                #expect(raw == Self.bitwiseCRC32C(slice), "raw, start \(start) length \(length)")
+            }
+        }
+    }
+
     @Test func maskedCRC() {
         // ((crc >> 15) | (crc << 17)) + 0xa282ead8, by hand for crc = 0xE3069283:
         // rotr15 = 0x2507C60D, plus the constant = 0xC78AB0E5.

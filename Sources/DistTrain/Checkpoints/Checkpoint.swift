@@ -11,8 +11,9 @@ public enum Checkpoint {
     /// Writes the model tensors (PyTorch names and layouts) with the architecture in the metadata,
     /// then the BatchNorm state (`running_mean`, `running_var`, `num_batches_tracked`, all float32:
     /// PyTorch's `load_state_dict` copies the count into its int64 buffer).
+    @discardableResult
     public static func writeModel(_ model: VAE, params: UnsafePointer<Float>, state: UnsafePointer<Float>? = nil,
-                                  to path: String, extra: [(String, String)] = []) throws {
+                                  to path: String, extra: [(String, String)] = []) throws -> WrittenFile {
         var entries = model.layout.exported.map {
             SafeTensorsEntry(name: $0.name, shape: $0.shape, values: UnsafeBufferPointer(start: params + $0.offset, count: $0.count))
         }
@@ -21,7 +22,7 @@ public enum Checkpoint {
                 SafeTensorsEntry(name: $0.name, shape: $0.shape, values: UnsafeBufferPointer(start: state + $0.offset, count: $0.count))
             }
         }
-        try SafeTensors.write(path: path, tensors: entries, metadata: [
+        return try SafeTensors.write(path: path, tensors: entries, metadata: [
             ("format", ModelMetadata.format),
             ("config", ModelMetadata.json(model.architecture).serialized),
         ] + extra)
@@ -53,7 +54,8 @@ public enum Checkpoint {
     static func fileLimit(floats: Int) -> Int { floats * 8 + (64 << 20) }
 
     /// Adam moments under `exp_avg.<name>` / `exp_avg_sq.<name>` (PyTorch's state names), step in the metadata.
-    public static func writeOptimizer(_ model: VAE, adam: Adam, to path: String) throws {
+    @discardableResult
+    public static func writeOptimizer(_ model: VAE, adam: Adam, to path: String) throws -> WrittenFile {
         var entries: [SafeTensorsEntry] = []
         for (prefix, buffer) in [("exp_avg.", adam.m), ("exp_avg_sq.", adam.v)] {
             for s in model.layout.exported {
@@ -61,7 +63,7 @@ public enum Checkpoint {
                                                 values: UnsafeBufferPointer(start: buffer.base + s.offset, count: s.count)))
             }
         }
-        try SafeTensors.write(path: path, tensors: entries, metadata: [
+        return try SafeTensors.write(path: path, tensors: entries, metadata: [
             ("format", "disttrain.adam.v1"), ("step", String(adam.step)),
             ("lr", "\(adam.lr)"), ("beta1", "\(adam.beta1)"), ("beta2", "\(adam.beta2)"), ("eps", "\(adam.eps)"),
         ])

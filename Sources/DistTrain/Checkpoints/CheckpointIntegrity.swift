@@ -6,8 +6,8 @@ import Glibc
 /// Checksums of a checkpoint's files, recorded in its trainer.json and verified on load.
 ///
 /// trainer.json is written last and holds, under "files", the byte count and CRC32C of
-/// `model.safetensors` and `optimizer.safetensors` as they are on disk (read back after
-/// writing). A flipped bit, a truncated file or a missing file is found before anything is
+/// `model.safetensors` and `optimizer.safetensors`, computed over the bytes as they were
+/// written. A flipped bit, a truncated file or a missing file is found before anything is
 /// loaded. trainer.json checks itself: `self_crc32c` is the CRC32C of the file as it would be
 /// written without that field (our serializer is canonical: parsing and writing again gives the
 /// same bytes), so a flipped digit in the step or the best loss is found even though the file
@@ -31,17 +31,28 @@ public enum CheckpointIntegrity {
         }
     }
 
-    /// {"model.safetensors": {"bytes": N, "crc32c": "1a2b3c4d"}, ...} for the files in `directory`.
+    /// {"model.safetensors": {"bytes": N, "crc32c": "1a2b3c4d"}, ...} for the files in `directory`,
+    /// read from disk.
     public static func record(directory: String) throws -> JSON {
-        var entries: [(String, JSON)] = []
+        var written: [String: WrittenFile] = [:]
         for name in dataFiles {
             let bytes = try FileBytes.read(directory + "/" + name)
-            entries.append((name, .object([
-                ("bytes", .number(Double(bytes.count))),
-                ("crc32c", .string(hex(CRC32C.checksum(bytes)))),
-            ])))
+            written[name] = WrittenFile(bytes: bytes.count, crc32c: CRC32C.checksum(bytes))
         }
-        return .object(entries)
+        return try record(written)
+    }
+
+    /// The same record from what `AtomicFile.write` reported while writing the files (the
+    /// checkpoint writer's way: no second pass over 16 MB at every save). Every data file must
+    /// be there.
+    public static func record(_ written: [String: WrittenFile]) throws -> JSON {
+        .object(try dataFiles.map { name in
+            guard let file = written[name] else { throw FileError.notFound(path: name) }
+            return (name, .object([
+                ("bytes", .number(Double(file.bytes))),
+                ("crc32c", .string(hex(file.crc32c))),
+            ]))
+        })
     }
 
     /// The field of trainer.json that holds the file's own checksum.

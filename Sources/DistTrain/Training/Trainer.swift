@@ -603,11 +603,13 @@ public final class Trainer {
             let isBest = testLoss.map { $0 < s.bestTestLoss } ?? false
             if isBest { s.bestTestLoss = testLoss!; s.bestCheckpoint = name }
             _ = try run.writeCheckpoint(step: s.globalStep, keep: config.output.keepCheckpoints, best: isBest) { dir in
-                try Checkpoint.writeModel(model, params: params.base, state: modelState.base, to: dir + "/model.safetensors", extra: [
-                    ("epoch", String(s.epoch)), ("step", String(s.globalStep)), ("training_config", config.json.serialized),
-                ])
-                try Checkpoint.writeOptimizer(model, adam: fullAdam ?? adam, to: dir + "/optimizer.safetensors")
-                let files = try CheckpointIntegrity.record(directory: dir)
+                let written = [
+                    "model.safetensors": try Checkpoint.writeModel(model, params: params.base, state: modelState.base, to: dir + "/model.safetensors", extra: [
+                        ("epoch", String(s.epoch)), ("step", String(s.globalStep)), ("training_config", config.json.serialized),
+                    ]),
+                    "optimizer.safetensors": try Checkpoint.writeOptimizer(model, adam: fullAdam ?? adam, to: dir + "/optimizer.safetensors"),
+                ]
+                let files = try CheckpointIntegrity.record(written)
                 try AtomicFile.write(CheckpointIntegrity.sealed(s.json.adding("files", files)), to: dir + "/trainer.json")
             }
             state = s

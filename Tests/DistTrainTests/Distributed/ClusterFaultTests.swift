@@ -184,9 +184,13 @@ struct ClusterFaultTests {
     func checkpointDirectory() throws -> String {
         let dir = NSTemporaryDirectory() + "disttrain-integrity-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try AtomicFile.write(Array(repeating: 7, count: 1000), to: dir + "/model.safetensors")
-        try AtomicFile.write(Array(repeating: 9, count: 2000), to: dir + "/optimizer.safetensors")
-        let files = try CheckpointIntegrity.record(directory: dir)
+        // As the trainer does: the record from what the writes reported, the same as reading back.
+        let written = [
+            "model.safetensors": try AtomicFile.write((0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31) }, to: dir + "/model.safetensors"),
+            "optimizer.safetensors": try AtomicFile.write(Array(repeating: 9, count: 2000), to: dir + "/optimizer.safetensors"),
+        ]
+        let files = try CheckpointIntegrity.record(written)
+        #expect(files == (try CheckpointIntegrity.record(directory: dir)))
         try AtomicFile.write(CheckpointIntegrity.sealed(TrainerState().json.adding("files", files)), to: dir + "/trainer.json")
         return dir
     }
