@@ -5,6 +5,9 @@
 // family, as OpenBLAS's own kernels already do.
 #include "CSparseProducts.h"
 #include <string.h>
+#ifndef SPARSE_FORWARD_CHUNK
+#define SPARSE_FORWARD_CHUNK 96
+#endif
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -75,26 +78,49 @@ __attribute__((target("avx2,fma")))
 static void sparse_times_panel_avx2(const int32_t *start, const int32_t *index, const float *value, int rows,
                                     const float *panel, int width, float *y, int ldy) {
     if (width == 64) {
-        // Eight independent accumulators (64 outputs) hide the multiply-add latency.
-        for (int r = 0; r < rows; r++) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-            for (int32_t k = start[r]; k < start[r + 1]; k++) {
-                const float *w = panel + (int64_t)index[k] * 64;
-                __m256 v = _mm256_broadcast_ss(value + k);
-                a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w), a0);
-                a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 8), a1);
-                a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 16), a2);
-                a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 24), a3);
-                a4 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 32), a4);
-                a5 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 40), a5);
-                a6 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 48), a6);
-                a7 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 56), a7);
+        // Eight independent accumulators (64 outputs) hide the multiply-add latency. The inputs
+        // are taken in chunks of CHUNK so the panel rows they read (CHUNK x 256 bytes) stay in L1
+        // for every row of the batch: a whole panel (inputs x 256 bytes) does not fit, and each
+        // nonzero then fetched four cache lines from L2. A row's partial sums wait in y between
+        // chunks; each accumulator still sees its row's nonzeros in ascending order, so the sums
+        // (and their bits) are those of one pass.
+        enum { CHUNK = SPARSE_FORWARD_CHUNK };
+        int32_t cursor[rows > 0 ? rows : 1];
+        for (int r = 0; r < rows; r++) cursor[r] = start[r];
+        int more = 1;
+        for (int32_t limit = CHUNK, first = 1; more; limit += CHUNK, first = 0) {
+            more = 0;
+            for (int r = 0; r < rows; r++) {
+                float *out = y + (int64_t)r * ldy;
+                __m256 a0, a1, a2, a3, a4, a5, a6, a7;
+                if (first) {
+                    a0 = _mm256_setzero_ps(); a1 = a0; a2 = a0; a3 = a0; a4 = a0; a5 = a0; a6 = a0; a7 = a0;
+                } else {
+                    a0 = _mm256_loadu_ps(out); a1 = _mm256_loadu_ps(out + 8);
+                    a2 = _mm256_loadu_ps(out + 16); a3 = _mm256_loadu_ps(out + 24);
+                    a4 = _mm256_loadu_ps(out + 32); a5 = _mm256_loadu_ps(out + 40);
+                    a6 = _mm256_loadu_ps(out + 48); a7 = _mm256_loadu_ps(out + 56);
+                }
+                int32_t k = cursor[r], end = start[r + 1];
+                for (; k < end && index[k] < limit; k++) {
+                    const float *w = panel + (int64_t)index[k] * 64;
+                    __m256 v = _mm256_broadcast_ss(value + k);
+                    a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w), a0);
+                    a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 8), a1);
+                    a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 16), a2);
+                    a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 24), a3);
+                    a4 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 32), a4);
+                    a5 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 40), a5);
+                    a6 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 48), a6);
+                    a7 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + 56), a7);
+                }
+                cursor[r] = k;
+                more |= k < end;
+                _mm256_storeu_ps(out, a0); _mm256_storeu_ps(out + 8, a1);
+                _mm256_storeu_ps(out + 16, a2); _mm256_storeu_ps(out + 24, a3);
+                _mm256_storeu_ps(out + 32, a4); _mm256_storeu_ps(out + 40, a5);
+                _mm256_storeu_ps(out + 48, a6); _mm256_storeu_ps(out + 56, a7);
             }
-            float *out = y + (int64_t)r * ldy;
-            _mm256_storeu_ps(out, a0); _mm256_storeu_ps(out + 8, a1);
-            _mm256_storeu_ps(out + 16, a2); _mm256_storeu_ps(out + 24, a3);
-            _mm256_storeu_ps(out + 32, a4); _mm256_storeu_ps(out + 40, a5);
-            _mm256_storeu_ps(out + 48, a6); _mm256_storeu_ps(out + 56, a7);
         }
         return;
     }
