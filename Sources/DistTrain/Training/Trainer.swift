@@ -76,6 +76,8 @@ public final class Trainer {
     var gradNorms = GradNormStats()
     /// [1] scratch for the one-number allreduce of the sharded gradient's sum of squares.
     let normScratch: UnsafeMutablePointer<Double>
+    /// [Numerics.blocks(params)] float32 block sums of the pooled gradient norm.
+    let normBlocks: UnsafeMutablePointer<Float>
     /// Step trace (`--trace`), nil when off.
     let trace: TraceRecorder?
     /// Some rank received a stop signal; every rank learns it at the same step (the allreduce).
@@ -112,6 +114,7 @@ public final class Trainer {
         schedule = setup.schedule
         currentLR = setup.schedule.lr(step: setup.trainerState.globalStep, plateauFactor: setup.trainerState.plateau.factor)
         normScratch = .allocate(capacity: 1)
+        normBlocks = .allocate(capacity: Numerics.blocks(setup.params.count))
         workspace = setup.workspace
         reducer = setup.reducer
         if let counts = setup.shardCounts, config.runtime.allreduce == .overlap, config.runtime.overlapAllgather,
@@ -159,7 +162,10 @@ public final class Trainer {
         self.console = console
     }
 
-    deinit { normScratch.deallocate() }
+    deinit {
+        normScratch.deallocate()
+        normBlocks.deallocate()
+    }
 
     // MARK: Training
 
@@ -447,8 +453,8 @@ public final class Trainer {
         // Deterministic mode: every rank holds the whole summed gradient; the norm of all of it
         // does not depend on how the optimizer is sharded.
         let exact = pieces != nil
-        var squares = exact ? Numerics.sumOfSquares(grads.base, count: p)
-                            : Numerics.sumOfSquares(grads.base + shard.lowerBound, count: shard.count)
+        var squares = exact ? Numerics.sumOfSquares(grads.base, count: p, blockSums: normBlocks)
+                            : Numerics.sumOfSquares(grads.base + shard.lowerBound, count: shard.count, blockSums: normBlocks)
         if shardCounts != nil && !exact {
             normScratch[0] = squares
             reducer.inCommunicator { comm.allreduceSum(normScratch, count: 1) }

@@ -113,6 +113,33 @@ import Models
         #expect(!Numerics.sumOfSquares(g.base, count: 20).isFinite)
     }
 
+    @Test("the gradient norm on the worker pool has the serial loop's bits, on 1, 2 and 3 threads")
+    func pooledSumOfSquares() {
+        defer { RankThreads.set(1) }
+        let n = 1_364_784
+        let g = FloatBuffer(count: n)
+        var state: UInt64 = 12345
+        for i in 0..<n {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            g.base[i] = Float(Int32(truncatingIfNeeded: state >> 32)) / 2e9
+        }
+        let blocks = UnsafeMutablePointer<Float>.allocate(capacity: Numerics.blocks(n))
+        defer { blocks.deallocate() }
+        for threads in [1, 2, 3] {
+            RankThreads.set(threads)
+            for count in [0, 1, 1023, 1024, 1025, 32 * 1024 + 7, n] {
+                let serial = Numerics.sumOfSquares(g.base, count: count)
+                let pooled = Numerics.sumOfSquares(g.base, count: count, blockSums: blocks)
+                #expect(pooled.bitPattern == serial.bitPattern, "\(threads) threads, \(count) floats: \(pooled) vs \(serial)")
+            }
+            // A far-off element in the last block still counts.
+            g.base[n - 1] = .infinity
+            #expect(!Numerics.sumOfSquares(g.base, count: n, blockSums: blocks).isFinite)
+            g.base[n - 1] = 0.5
+        }
+        #expect(Numerics.sumOfSquares(g.base, count: 1025, blockSums: blocks) > 0)
+    }
+
     @Test("AdamW decay: p <- p (1 - lr wd) - Adam step; weight_decay 0 is plain Adam bit for bit")
     func weightDecay() {
         let n = 19
