@@ -52,7 +52,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        .testTarget(name: "ModelsTests", dependencies: ["Models"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "CSparseProducts"]),
         // Test-only helpers shared by the test targets: temporary directories, MNIST paths, and
         // the PNG decoder (only tests read PNGs).
         .target(name: "IOTestSupport", dependencies: ["DistTrainIO", "CZlib"], path: "Tests/IOTestSupport"),

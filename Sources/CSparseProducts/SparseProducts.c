@@ -39,6 +39,40 @@ int64_t dt_sparse_rows(const float *x, int rows, int cols, int32_t *start, int32
     return n;
 }
 
+int64_t dt_sparse_rows_part(const float *x, int r0, int r1, int cols, int32_t *start, int32_t *index, float *value) {
+    int64_t base = (int64_t)r0 * cols, n = base;
+    for (int r = r0; r < r1; r++) {
+        start[r] = (int32_t)n;
+        const float *row = x + (int64_t)r * cols;
+        for (int c = 0; c < cols; c++) {
+            float v = row[c];
+            index[n] = c;
+            value[n] = v;
+            n += (v != 0.0f);
+        }
+    }
+    return n - base;
+}
+
+int64_t dt_sparse_rows_join(int rows, int cols, int chunk_rows, const int64_t *counts, int32_t *start, int32_t *index,
+                            float *value) {
+    int64_t n = 0;
+    for (int k = 0, r0 = 0; r0 < rows; k++, r0 += chunk_rows) {
+        int r1 = r0 + chunk_rows < rows ? r0 + chunk_rows : rows;
+        int64_t base = (int64_t)r0 * cols;
+        if (base != n) {
+            // Leftwards (n < base): memmove copies overlapping regions correctly.
+            memmove(index + n, index + base, sizeof(int32_t) * (size_t)counts[k]);
+            memmove(value + n, value + base, sizeof(float) * (size_t)counts[k]);
+            int32_t shift = (int32_t)(n - base);
+            for (int r = r0; r < r1; r++) start[r] += shift;
+        }
+        n += counts[k];
+    }
+    start[rows] = (int32_t)n;
+    return n;
+}
+
 void dt_sparse_columns(const int32_t *rowStart, const int32_t *rowIndex, const float *rowValue, int rows, int cols,
                        int32_t *start, int32_t *row, float *value) {
     memset(start, 0, sizeof(int32_t) * (size_t)(cols + 1));

@@ -45,7 +45,8 @@ public enum SparseInput {
         static func aligned(_ n: Int) -> Int { (n + 63) / 64 * 64 }
         // Byte offsets.
         var header: Int { 0 }                                                           // [rows of the last sparse forward (0: dense), Z] Int64
-        var rowStart: Int { 64 }                                                        // [C + 1] Int32
+        var rowCounts: Int { 64 }                                                       // [ceil(C / 32)] Int64: nonzeros per part of the CSR build
+        var rowStart: Int { rowCounts + Layout.aligned(8 * WorkerPool.chunks(count: capacity, size: SparseInput.rowsPerPart)) } // [C + 1] Int32
         var rowIndex: Int { rowStart + Layout.aligned(4 * (capacity + 1)) }             // [C * I] Int32
         var rowValue: Int { rowIndex + Layout.aligned(4 * capacity * inFeatures) }      // [C * I] Float
         var columnStart: Int { rowValue + Layout.aligned(4 * capacity * inFeatures) }   // [I + 1] Int32
@@ -59,12 +60,14 @@ public enum SparseInput {
     /// The pointers of a layer's scratch.
     struct Buffers {
         let header: UnsafeMutablePointer<Int64>
+        let rowCounts: UnsafeMutablePointer<Int64>
         let rowStart: UnsafeMutablePointer<Int32>, rowIndex: UnsafeMutablePointer<Int32>, rowValue: UnsafeMutablePointer<Float>
         let columnStart: UnsafeMutablePointer<Int32>, columnRow: UnsafeMutablePointer<Int32>, columnValue: UnsafeMutablePointer<Float>
         let panel: UnsafeMutablePointer<Float>, pack: UnsafeMutablePointer<Float>
 
         init(_ scratch: UnsafeMutableRawPointer, _ l: Layout) {
             header = (scratch + l.header).assumingMemoryBound(to: Int64.self)
+            rowCounts = (scratch + l.rowCounts).assumingMemoryBound(to: Int64.self)
             rowStart = (scratch + l.rowStart).assumingMemoryBound(to: Int32.self)
             rowIndex = (scratch + l.rowIndex).assumingMemoryBound(to: Int32.self)
             rowValue = (scratch + l.rowValue).assumingMemoryBound(to: Float.self)
@@ -92,7 +95,16 @@ public enum SparseInput {
             let sampled = min(rows, densityRows) * inFeatures
             guard Double(dt_count_nonzero(x, Int64(sampled))) <= maximumDensity * Double(sampled) else { return false }
         }
-        let z = dt_sparse_rows(x, Int32(rows), Int32(inFeatures), b.rowStart, b.rowIndex, b.rowValue)
+        // The CSR form in parts of 32 rows over the pool, then joined on this thread (the same
+        // arrays as one serial pass; serial, it kept the rank's other threads waiting).
+        var build = RowsPass(x: x, rows: rows, inFeatures: inFeatures, buffers: b)
+        WorkerPool.shared.run(chunks: WorkerPool.chunks(count: rows, size: rowsPerPart), &build) { raw, part in
+            let p = raw.assumingMemoryBound(to: RowsPass.self).pointee
+            let r = WorkerPool.range(part, count: p.rows, size: SparseInput.rowsPerPart)
+            p.buffers.rowCounts[part] = dt_sparse_rows_part(p.x, Int32(r.lowerBound), Int32(r.upperBound), Int32(p.inFeatures),
+                                                            p.buffers.rowStart, p.buffers.rowIndex, p.buffers.rowValue)
+        }
+        let z = dt_sparse_rows_join(Int32(rows), Int32(inFeatures), Int32(rowsPerPart), b.rowCounts, b.rowStart, b.rowIndex, b.rowValue)
         b.header[0] = Int64(rows)
         b.header[1] = z
         var pass = ForwardPass(w: w, y: y, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, buffers: b)
@@ -106,6 +118,15 @@ public enum SparseInput {
                                   packed, Int32(width), p.y + o0, Int32(p.outFeatures))
         }
         return true
+    }
+
+    /// Rows per part of the parallel CSR build.
+    static let rowsPerPart = 32
+
+    struct RowsPass {
+        let x: UnsafePointer<Float>
+        let rows: Int, inFeatures: Int
+        let buffers: Buffers
     }
 
     struct ForwardPass {

@@ -1,4 +1,5 @@
 import COpenBLAS
+import CSparseProducts
 import Testing
 @testable import Models
 
@@ -62,6 +63,28 @@ struct SparseInputTests {
     // (rows, in, out): the seed CVAE's first two layers, and outputs that end in a narrower panel,
     // a partial 32-block, a partial 8-block and single outputs.
     static let shapes = [(256, 794, 512), (64, 512, 512), (33, 100, 784), (7, 64, 37), (5, 70, 8), (300, 96, 100)]
+
+    @Test("the CSR form built in parts of 32 rows (as the pool runs them) and joined equals one serial pass")
+    func csrInParts() {
+        for (rows, density) in [(1, 0.2), (31, 0.19), (32, 0.0), (33, 0.22), (100, 0.5), (256, 0.19)] {
+            let p = Problem(rows: rows, inFeatures: 794, outFeatures: 8, density: density, seed: UInt64(rows))
+            let room = rows * 794
+            var start = [Int32](repeating: -1, count: rows + 1), index = [Int32](repeating: -1, count: room)
+            var value = [Float](repeating: .nan, count: room)
+            let serial = dt_sparse_rows(p.x, Int32(rows), 794, &start, &index, &value)
+            var pStart = [Int32](repeating: -1, count: rows + 1), pIndex = [Int32](repeating: -1, count: room)
+            var pValue = [Float](repeating: .nan, count: room)
+            var counts: [Int64] = []
+            for r0 in stride(from: 0, to: rows, by: 32) {
+                counts.append(dt_sparse_rows_part(p.x, Int32(r0), Int32(min(r0 + 32, rows)), 794, &pStart, &pIndex, &pValue))
+            }
+            let joined = dt_sparse_rows_join(Int32(rows), 794, 32, counts, &pStart, &pIndex, &pValue)
+            let n = Int(serial)
+            #expect(joined == serial, "\(rows) rows")
+            #expect(pStart == start, "\(rows) rows: row starts")
+            #expect(Array(pIndex[..<n]) == Array(index[..<n]) && Array(pValue[..<n]) == Array(value[..<n]), "\(rows) rows: nonzeros")
+        }
+    }
 
     @Test("forward over the nonzeros equals the dense sgemm", arguments: shapes)
     func forwardMatchesDense(shape: (Int, Int, Int)) {

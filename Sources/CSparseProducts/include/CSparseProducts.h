@@ -22,6 +22,14 @@ int64_t dt_count_nonzero(const float *x, int64_t count);
 /// the number of nonzeros.
 int64_t dt_sparse_rows(const float *x, int rows, int cols, int32_t *start, int32_t *index, float *value);
 
+/// dt_sparse_rows in parts that can run at once: rows r0 ..< r1 compacted into index/value from
+/// position r0 * cols (a region of their own), start[r0 ..< r1] positions in that layout;
+/// returns their nonzeros. dt_sparse_rows_join then moves the parts (of chunk_rows rows each,
+/// counts[k] nonzeros in part k) together: the same arrays as one dt_sparse_rows call.
+int64_t dt_sparse_rows_part(const float *x, int r0, int r1, int cols, int32_t *start, int32_t *index, float *value);
+int64_t dt_sparse_rows_join(int rows, int cols, int chunk_rows, const int64_t *counts, int32_t *start, int32_t *index,
+                            float *value);
+
 /// The same nonzeros by column (CSC) from the CSR form: column c's are row/value[start[c] ..<
 /// start[c + 1]], rows ascending. `start` has cols + 1 entries.
 void dt_sparse_columns(const int32_t *rowStart, const int32_t *rowIndex, const float *rowValue, int rows, int cols,
