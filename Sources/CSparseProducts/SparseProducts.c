@@ -178,6 +178,25 @@ static void sparse_times_panel_avx2(const int32_t *start, const int32_t *index, 
 }
 #endif
 
+#if defined(__x86_64__)
+/// r[i][j] <- r[j][i] for an 8 x 8 block held in eight registers.
+__attribute__((target("avx2,fma")))
+static inline void transpose8x8(__m256 *r) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20); r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20); r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31); r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31); r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+#endif
+
 static void pack_panel_portable(const float *w, int cols, int o0, int width, float *panel, int c0) {
     // 16 x 16 tiles: both sides touch whole cache lines.
     for (int jj = 0; jj < width; jj += 16) {
@@ -201,27 +220,11 @@ static void pack_panel_avx2(const float *w, int cols, int o0, int width, float *
     for (int j = 0; j < width; j += 8) {
         const float *src = w + (int64_t)(o0 + j) * cols;
         for (int c = 0; c < c8; c += 8) {
-            __m256 r0 = _mm256_loadu_ps(src + c), r1 = _mm256_loadu_ps(src + cols + c);
-            __m256 r2 = _mm256_loadu_ps(src + 2 * (int64_t)cols + c), r3 = _mm256_loadu_ps(src + 3 * (int64_t)cols + c);
-            __m256 r4 = _mm256_loadu_ps(src + 4 * (int64_t)cols + c), r5 = _mm256_loadu_ps(src + 5 * (int64_t)cols + c);
-            __m256 r6 = _mm256_loadu_ps(src + 6 * (int64_t)cols + c), r7 = _mm256_loadu_ps(src + 7 * (int64_t)cols + c);
-            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * (int64_t)cols + c);
+            transpose8x8(r);
             float *dst = panel + (int64_t)c * width + j;
-            _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-            _mm256_storeu_ps(dst + width, _mm256_permute2f128_ps(u1, u5, 0x20));
-            _mm256_storeu_ps(dst + 2 * width, _mm256_permute2f128_ps(u2, u6, 0x20));
-            _mm256_storeu_ps(dst + 3 * width, _mm256_permute2f128_ps(u3, u7, 0x20));
-            _mm256_storeu_ps(dst + 4 * width, _mm256_permute2f128_ps(u0, u4, 0x31));
-            _mm256_storeu_ps(dst + 5 * width, _mm256_permute2f128_ps(u1, u5, 0x31));
-            _mm256_storeu_ps(dst + 6 * width, _mm256_permute2f128_ps(u2, u6, 0x31));
-            _mm256_storeu_ps(dst + 7 * width, _mm256_permute2f128_ps(u3, u7, 0x31));
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + i * width, r[i]);
         }
     }
     if (c8 < cols) pack_panel_portable(w, cols, o0, width, panel, c8);
@@ -253,7 +256,8 @@ __attribute__((target("avx2,fma")))
 static void dense_t_times_sparse_avx2(const int32_t *start, const int32_t *row, const float *value, int cols, int rows,
                                       const float *dy, int lddy, int o0, int o1, float beta, float *dw, int lddw,
                                       float *pack) {
-    float sums[32] __attribute__((aligned(32)));
+    float sums[8] __attribute__((aligned(32)));
+    float tile[8 * 32] __attribute__((aligned(32)));  // [8 columns, 32 outputs]
     int o = o0;
     // 32 outputs at a time, dy's 32 columns first copied together (rows x 128 bytes, in L1);
     // even and odd nonzeros go to two sets of four accumulators (eight independent chains),
@@ -288,12 +292,26 @@ static void dense_t_times_sparse_avx2(const int32_t *start, const int32_t *row, 
                 a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(d + 16), a2);
                 a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(d + 24), a3);
             }
-            _mm256_store_ps(sums, _mm256_add_ps(a0, b0));
-            _mm256_store_ps(sums + 8, _mm256_add_ps(a1, b1));
-            _mm256_store_ps(sums + 16, _mm256_add_ps(a2, b2));
-            _mm256_store_ps(sums + 24, _mm256_add_ps(a3, b3));
-            store_column(dw + (int64_t)o * lddw, lddw, c, sums, 32, beta);
+            // Eight columns' sums wait in a tile, then go out as rows of dw (eight contiguous
+            // floats per output, transposed in registers) instead of 32 scattered floats each.
+            float *t = tile + (c & 7) * 32;
+            _mm256_store_ps(t, _mm256_add_ps(a0, b0));
+            _mm256_store_ps(t + 8, _mm256_add_ps(a1, b1));
+            _mm256_store_ps(t + 16, _mm256_add_ps(a2, b2));
+            _mm256_store_ps(t + 24, _mm256_add_ps(a3, b3));
+            if ((c & 7) == 7) {
+                for (int jb = 0; jb < 32; jb += 8) {
+                    __m256 r[8];
+                    for (int i = 0; i < 8; i++) r[i] = _mm256_load_ps(tile + i * 32 + jb);
+                    transpose8x8(r);
+                    for (int j = 0; j < 8; j++) {
+                        float *out = dw + (int64_t)(o + jb + j) * lddw + (c - 7);
+                        _mm256_storeu_ps(out, beta != 0 ? _mm256_add_ps(_mm256_loadu_ps(out), r[j]) : r[j]);
+                    }
+                }
+            }
         }
+        for (int c = cols & ~7; c < cols; c++) store_column(dw + (int64_t)o * lddw, lddw, c, tile + (c & 7) * 32, 32, beta);
     }
     for (; o + 8 <= o1; o += 8) {
         for (int c = 0; c < cols; c++) {
