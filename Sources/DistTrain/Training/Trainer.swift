@@ -422,10 +422,15 @@ public final class Trainer {
         // Bernoulli pixels (data.binarize) are keyed by (seed, epoch, global sample id, pixel).
         let pixelKey = BernoulliPixels.trainKey(config.data.binarize, seed: seed, epoch: state.epoch)
         order.withUnsafeBufferPointer { o in
-            for r in 0..<rows {
-                // ZeRO-1 with overlap: the parameter gathers move while the batch is filled.
-                if r & 31 == 0 { gather?.poke() }
-                train.fill(workspace, row: r, local: Int(o[first + r]), architecture: a, binarize: pixelKey)
+            if let gather {
+                // ZeRO-1 with overlap: the parameter gathers move while the batch is filled (MPI
+                // progress on this thread, so the rows are filled here).
+                for r in 0..<rows {
+                    if r & 31 == 0 { gather.poke() }
+                    train.fill(workspace, row: r, local: Int(o[first + r]), architecture: a, binarize: pixelKey)
+                }
+            } else {
+                train.fill(workspace, rows: rows, locals: o.baseAddress! + first, architecture: a, binarize: pixelKey)
             }
         }
         let key = GaussianNoise.key(seed: seed, stream: NoiseStream.train, counter: UInt64(state.globalStep))
@@ -539,7 +544,7 @@ public final class Trainer {
         let pixelKey = BernoulliPixels.testKey(config.data.binarize)
         while start < test.count {
             let rows = min(workspace.capacity, test.count - start)
-            for r in 0..<rows { test.fill(workspace, row: r, local: start + r, architecture: a, binarize: pixelKey) }
+            test.fill(workspace, rows: rows, locals: nil, firstLocal: start, architecture: a, binarize: pixelKey)
             GaussianNoise.fill(workspace.eps.base, rows: rows, dim: a.latent, ids: workspace.ids, key: key)
             total += model.loss(params.base, workspace, rows: rows, state: modelState.base)
             start += rows
