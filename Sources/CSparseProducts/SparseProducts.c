@@ -181,7 +181,7 @@ static void sparse_times_panel_avx2(const int32_t *start, const int32_t *index, 
 #if defined(__x86_64__)
 /// r[i][j] <- r[j][i] for an 8 x 8 block held in eight registers.
 __attribute__((target("avx2,fma")))
-static inline void transpose8x8(__m256 *r) {
+static inline __attribute__((always_inline)) void transpose8x8(__m256 *r) {
     __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
     __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
     __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
