@@ -51,6 +51,9 @@ struct TrainingSetup {
         // same sgemm at 2 threads). The pool's products and passes give the same bits on any count.
         let threads = ThreadPlan.threads(requested: config.runtime.blasThreads, ranksOnHost: comm.localSize)
         RankThreads.set(deterministic && config.runtime.threading == .openblas ? 1 : threads, mode: config.runtime.threading)
+        // Idle pool workers spin briefly between passes only when this host's ranks and their
+        // threads fit its cores: then nobody else needs the core a worker spins on.
+        WorkerPool.shared.spinsBeforeSleep = ThreadPlan.fitsCores(threads: RankThreads.count, ranksOnHost: comm.localSize) ? WorkerPool.idleSpins : 0
         SparseInput.enabled = config.runtime.sparseInputs
         // A world size deterministic mode cannot split the data over is refused before anything is read.
         if deterministic {
