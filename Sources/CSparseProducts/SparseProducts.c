@@ -179,7 +179,8 @@ static void sparse_times_panel_avx2(const int32_t *start, const int32_t *index, 
 #endif
 
 #if defined(__x86_64__)
-/// r[i][j] <- r[j][i] for an 8 x 8 block held in eight registers.
+/// r[i][j] <- r[j][i] for an 8 x 8 block held in eight registers (the weight gradient's tile;
+/// the panel packing spells the same shuffles out on named registers, which measured faster).
 __attribute__((target("avx2,fma")))
 static inline __attribute__((always_inline)) void transpose8x8(__m256 *r) {
     __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -220,11 +221,27 @@ static void pack_panel_avx2(const float *w, int cols, int o0, int width, float *
     for (int j = 0; j < width; j += 8) {
         const float *src = w + (int64_t)(o0 + j) * cols;
         for (int c = 0; c < c8; c += 8) {
-            __m256 r[8];
-            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * (int64_t)cols + c);
-            transpose8x8(r);
+            __m256 r0 = _mm256_loadu_ps(src + c), r1 = _mm256_loadu_ps(src + cols + c);
+            __m256 r2 = _mm256_loadu_ps(src + 2 * (int64_t)cols + c), r3 = _mm256_loadu_ps(src + 3 * (int64_t)cols + c);
+            __m256 r4 = _mm256_loadu_ps(src + 4 * (int64_t)cols + c), r5 = _mm256_loadu_ps(src + 5 * (int64_t)cols + c);
+            __m256 r6 = _mm256_loadu_ps(src + 6 * (int64_t)cols + c), r7 = _mm256_loadu_ps(src + 7 * (int64_t)cols + c);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
             float *dst = panel + (int64_t)c * width + j;
-            for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + i * width, r[i]);
+            _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(dst + width, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(dst + 2 * width, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(dst + 3 * width, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(dst + 4 * width, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(dst + 5 * width, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(dst + 6 * width, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(dst + 7 * width, _mm256_permute2f128_ps(u3, u7, 0x31));
         }
     }
     if (c8 < cols) pack_panel_portable(w, cols, o0, width, panel, c8);
