@@ -22,9 +22,9 @@ int64_t dt_count_nonzero(const float *x, int64_t count) {
     return n0 + n1 + n2 + n3;
 }
 
-int64_t dt_sparse_rows(const float *x, int rows, int cols, int32_t *start, int32_t *index, float *value) {
-    int64_t n = 0;
-    for (int r = 0; r < rows; r++) {
+int64_t dt_sparse_rows_part(const float *x, int r0, int r1, int cols, int32_t *start, int32_t *index, float *value) {
+    int64_t base = (int64_t)r0 * cols, n = base;
+    for (int r = r0; r < r1; r++) {
         start[r] = (int32_t)n;
         const float *row = x + (int64_t)r * cols;
         for (int c = 0; c < cols; c++) {
@@ -35,23 +35,13 @@ int64_t dt_sparse_rows(const float *x, int rows, int cols, int32_t *start, int32
             n += (v != 0.0f);
         }
     }
-    start[rows] = (int32_t)n;
-    return n;
+    return n - base;
 }
 
-int64_t dt_sparse_rows_part(const float *x, int r0, int r1, int cols, int32_t *start, int32_t *index, float *value) {
-    int64_t base = (int64_t)r0 * cols, n = base;
-    for (int r = r0; r < r1; r++) {
-        start[r] = (int32_t)n;
-        const float *row = x + (int64_t)r * cols;
-        for (int c = 0; c < cols; c++) {
-            float v = row[c];
-            index[n] = c;
-            value[n] = v;
-            n += (v != 0.0f);
-        }
-    }
-    return n - base;
+int64_t dt_sparse_rows(const float *x, int rows, int cols, int32_t *start, int32_t *index, float *value) {
+    int64_t n = dt_sparse_rows_part(x, 0, rows, cols, start, index, value);  // one part at position 0
+    start[rows] = (int32_t)n;
+    return n;
 }
 
 int64_t dt_sparse_rows_join(int rows, int cols, int chunk_rows, const int64_t *counts, int32_t *start, int32_t *index,
