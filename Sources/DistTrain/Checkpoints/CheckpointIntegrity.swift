@@ -31,20 +31,9 @@ public enum CheckpointIntegrity {
         }
     }
 
-    /// {"model.safetensors": {"bytes": N, "crc32c": "1a2b3c4d"}, ...} for the files in `directory`,
-    /// read from disk.
-    public static func record(directory: String) throws -> JSON {
-        var written: [String: WrittenFile] = [:]
-        for name in dataFiles {
-            let bytes = try FileBytes.read(directory + "/" + name)
-            written[name] = WrittenFile(bytes: bytes.count, crc32c: CRC32C.checksum(bytes))
-        }
-        return try record(written)
-    }
-
-    /// The same record from what `AtomicFile.write` reported while writing the files (the
-    /// checkpoint writer's way: no second pass over 16 MB at every save). Every data file must
-    /// be there.
+    /// {"model.safetensors": {"bytes": N, "crc32c": "1a2b3c4d"}, ...} from what `AtomicFile.write`
+    /// reported while writing the files (no second pass over 16 MB at every save). Every data
+    /// file must be there.
     public static func record(_ written: [String: WrittenFile]) throws -> JSON {
         .object(try dataFiles.map { name in
             guard let file = written[name] else { throw FileError.notFound(path: name) }
