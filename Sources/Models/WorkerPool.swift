@@ -61,12 +61,12 @@ public final class WorkerPool: @unchecked Sendable {
     /// caller has often taken most chunks itself: spinning through `idleSpins` yields (a few
     /// hundred microseconds) made a 1 x 2 training step of the seed CVAE faster in 3 of 4
     /// comparisons of 6-8 interleaved runs on the idle 2-core VM (median step -7.5%, -8.6%,
-    /// -12%; once equal; 2000 yields no better than 300). But a spinning worker takes a core from anyone else who
-    /// needs it (measured on a loaded 2-core machine with 2000 yields: forward and backward 5x
-    /// slower), so it is 0 (sleep at once) unless the setup knows the rank's threads have cores
-    /// to themselves (`TrainingSetup`: threads x ranks on the host <= CPUs). Since the caller
-    /// never waits for a worker that has not woken, a sleeping worker costs a pass nothing but
-    /// its help.
+    /// -12%; once equal; 2000 yields no better than 300). But a spinning worker takes a core
+    /// from anyone else who needs it (measured on a loaded 2-core machine with 2000 yields:
+    /// forward and backward 5x slower), so it is 0 (sleep at once) unless the setup knows the
+    /// rank's threads have cores to themselves (`TrainingSetup`, `ThreadPlan.fitsCores`: no more
+    /// threads than the default plan's share of the CPUs). Since the caller never waits for a
+    /// worker that has not woken, a sleeping worker costs a pass nothing but its help.
     public var spinsBeforeSleep = 0
     /// The spins of a worker with a core of its own.
     public static let idleSpins = 300

@@ -16,13 +16,10 @@ public enum ThreadPlan {
         return max(1, online / max(ranksOnHost, 1))
     }
 
-    /// Whether `threads` threads per rank have cores to themselves: within this process's CPUs
-    /// when it is bound to some (mpirun gives each rank its own), else the host's CPUs shared by
-    /// its ranks.
+    /// Whether `threads` threads per rank have cores to themselves: no more than the plan above
+    /// gives a rank that asks for none (its share of the CPUs it may run on).
     public static func fitsCores(threads: Int, ranksOnHost: Int) -> Bool {
-        let allowed = allowedCPUs()
-        let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        return allowed < online ? threads <= allowed : threads * max(ranksOnHost, 1) <= online
+        threads <= self.threads(requested: 0, ranksOnHost: ranksOnHost)
     }
 
     /// CPUs in this process's affinity mask, from the "Cpus_allowed" hex mask in /proc/self/status.
